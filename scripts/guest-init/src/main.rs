@@ -1,1 +1,876 @@
-fn main() {}
+//! `/init` (PID 1) of the throwaway Linux guests that `scripts/guest-test` boots.
+//!
+//! It mounts the pseudo file systems, loads the virtio modules it finds under
+//! /lib/modules, brings up eth0 (10.0.2.15/24, default route via 10.0.2.2),
+//! runs ONE command with its stdout captured through a pipe, reaps every zombie
+//! while the command runs, kills whatever is left when it ends, prints the
+//! captured report between markers on the serial console and powers off.
+//!
+//! # Command line
+//!
+//! The kernel hands everything after `--` on its command line to init as argv:
+//!
+//! ```text
+//! ... -- scenario=cpubomb timeout=40 run=/bin/cpubomb,-t,10s,--json
+//! ```
+//!
+//! * `scenario=NAME`   name echoed in the markers (default `unnamed`).
+//! * `timeout=SECONDS` hard limit for the command (default 60, fractions allowed);
+//!   past it the command's process group gets SIGKILL and the report says
+//!   `exit=timeout`.
+//! * `run=PATH,ARG,ARG...` the command: comma separated argv, each piece
+//!   %-decoded (`%2C` is a comma, `%20` a space, `%25` a percent sign).
+//! * `net=0`           skip the network set-up (default `net=1`).
+//! * `selftest=init-panic|init-exit|init-hang` make init itself misbehave
+//!   (harness self-tests only).
+//!
+//! # Console output (serial console = init's stdout)
+//!
+//! ```text
+//! ===MISBEHAVE-CHILD-START <scenario> pid=<pid>===
+//!   ... the command's stderr, kernel messages ...
+//! ===MISBEHAVE-REPORT-BEGIN <scenario>===
+//! <the command's captured stdout>
+//! ===MISBEHAVE-REPORT-END <scenario> exit=<code|sigN|timeout> wall_s=<seconds>===
+//! ===MISBEHAVE-PROCS-LEFT <n>===
+//! ===MISBEHAVE-POWEROFF===
+//! ```
+//!
+//! The report is printed after the command and everything it left behind are
+//! gone, with the kernel's console log level lowered, so nothing interleaves with
+//! it. Any error of init's own prints `===MISBEHAVE-INIT-ERROR <msg>===` and
+//! powers off.
+//!
+//! # Child mode
+//!
+//! Run as any PID other than 1, the binary offers stand-in commands for the
+//! harness self-tests: `--selftest-ok`, `--selftest-hang`, `--selftest-orphans`.
+
+use std::ffi::{CStr, CString};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Capacity of the captured-stdout buffer, allocated once.
+const REPORT_CAP: usize = 4 << 20;
+/// Modules loaded first, in this order (whichever exist; others follow sorted).
+const MODULE_ORDER: &[&str] = &[
+    "virtio_ring",
+    "virtio",
+    "virtio_mmio",
+    "failover",
+    "net_failover",
+    "virtio_net",
+    "virtio_blk",
+];
+/// Most modules/directory entries init will look at.
+const MAX_MODULES: usize = 64;
+const MAX_PROC_SCAN: usize = 100_000;
+
+// ---------------------------------------------------------------- output --
+
+/// Writes all of `bytes` to fd 1 (the console), retrying on EINTR.
+fn out_bytes(mut bytes: &[u8]) {
+    let mut tries = 0;
+    while !bytes.is_empty() && tries < 10_000 {
+        tries += 1;
+        // SAFETY: the pointer and length describe a valid slice.
+        let n = unsafe { libc::write(1, bytes.as_ptr().cast(), bytes.len()) };
+        if n > 0 {
+            bytes = &bytes[n as usize..];
+        } else if n < 0 && errno() == libc::EINTR {
+            continue;
+        } else {
+            return;
+        }
+    }
+}
+
+fn out(s: &str) {
+    out_bytes(s.as_bytes());
+}
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn os_err(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+/// One line, no marker-breaking characters.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() || c == '=' { ' ' } else { c })
+        .collect()
+}
+
+// --------------------------------------------------------------- poweroff --
+
+fn poweroff() -> ! {
+    // SAFETY: plain syscalls without pointers.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::RB_POWER_OFF);
+    }
+    // Still here: exiting PID 1 panics the kernel, and with panic=-1 and qemu's
+    // -no-reboot that ends the guest as well.
+    out(&format!(
+        "\n===MISBEHAVE-INIT-ERROR {}===\n",
+        one_line(&os_err("reboot(RB_POWER_OFF)"))
+    ));
+    std::process::exit(1);
+}
+
+// ----------------------------------------------------------------- config --
+
+#[derive(Debug)]
+struct Config {
+    scenario: String,
+    timeout: Duration,
+    run: Vec<CString>,
+    net: bool,
+    selftest: Option<String>,
+}
+
+fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
+    let b = s.as_bytes();
+    let mut v = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad %-escape in {s:?}"))?;
+            v.push(hex);
+            i += 3;
+        } else {
+            v.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(v)
+}
+
+fn parse_args(args: &[String]) -> Result<Config, String> {
+    let mut cfg = Config {
+        scenario: "unnamed".into(),
+        timeout: Duration::from_secs(60),
+        run: Vec::new(),
+        net: true,
+        selftest: None,
+    };
+    for a in args {
+        let Some((k, v)) = a.split_once('=') else {
+            out(&format!("guest-init: ignoring argument {a:?}\n"));
+            continue;
+        };
+        match k {
+            "scenario" => {
+                if v.is_empty() || v.len() > 64 || v.contains(|c: char| !c.is_ascii_graphic()) {
+                    return Err(format!("bad scenario name {v:?}"));
+                }
+                cfg.scenario = v.into();
+            }
+            "timeout" => {
+                let t: f64 = v.parse().map_err(|_| format!("bad timeout {v:?}"))?;
+                if !(t > 0.0 && t < 86_400.0) {
+                    return Err(format!("timeout out of range: {v}"));
+                }
+                cfg.timeout = Duration::from_secs_f64(t);
+            }
+            "run" => {
+                cfg.run.clear();
+                for piece in v.split(',') {
+                    let bytes = percent_decode(piece)?;
+                    cfg.run
+                        .push(CString::new(bytes).map_err(|_| format!("NUL byte in run= {v:?}"))?);
+                }
+                if cfg.run[0].as_bytes().is_empty() {
+                    return Err("run= has an empty program path".into());
+                }
+            }
+            "net" => cfg.net = v != "0",
+            "selftest" => cfg.selftest = Some(v.into()),
+            _ => out(&format!("guest-init: ignoring unknown key {k:?}\n")),
+        }
+    }
+    if cfg.run.is_empty() && cfg.selftest.is_none() {
+        return Err("no run= on the kernel command line (after --)".into());
+    }
+    Ok(cfg)
+}
+
+// ------------------------------------------------------------------ setup --
+
+fn cstring(s: &str) -> CString {
+    CString::new(s).expect("no NUL in internal strings")
+}
+
+fn mount_fs(fstype: &str, target: &str, flags: libc::c_ulong, data: &str) -> Result<(), String> {
+    let (t, ty, d) = (cstring(target), cstring(fstype), cstring(data));
+    // SAFETY: valid NUL-terminated strings.
+    unsafe {
+        if libc::mkdir(t.as_ptr(), 0o755) != 0 && errno() != libc::EEXIST {
+            return Err(os_err(&format!("mkdir {target}")));
+        }
+        if libc::mount(
+            ty.as_ptr(),
+            t.as_ptr(),
+            ty.as_ptr(),
+            flags,
+            d.as_ptr().cast(),
+        ) != 0
+            && errno() != libc::EBUSY
+        {
+            return Err(os_err(&format!("mount {fstype} on {target}")));
+        }
+    }
+    Ok(())
+}
+
+fn mount_all() -> Result<(), String> {
+    let nodev = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    mount_fs("proc", "/proc", nodev, "")?;
+    mount_fs("sysfs", "/sys", nodev, "")?;
+    mount_fs("devtmpfs", "/dev", libc::MS_NOSUID, "mode=0755")?;
+    mount_fs(
+        "tmpfs",
+        "/tmp",
+        libc::MS_NOSUID | libc::MS_NODEV,
+        "mode=1777",
+    )?;
+    Ok(())
+}
+
+fn write_file(path: &str, data: &str) -> Result<(), String> {
+    std::fs::write(path, data).map_err(|e| format!("write {path}: {e}"))
+}
+
+/// Module file name (without .ko) -> path, for at most MAX_MODULES files under
+/// /lib/modules (two levels deep is enough for the initramfs guest-test builds).
+fn find_modules() -> Vec<(String, std::path::PathBuf)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from("/lib/modules")];
+    let mut visited = 0;
+    while let Some(dir) = dirs.pop() {
+        visited += 1;
+        if visited > 32 {
+            break;
+        }
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten().take(1024) {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if let Some(stem) = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".ko"))
+            {
+                if found.len() < MAX_MODULES {
+                    found.push((stem.replace('-', "_"), p));
+                }
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn load_modules() {
+    let mods = find_modules();
+    let mut order: Vec<&(String, std::path::PathBuf)> = Vec::with_capacity(mods.len());
+    for name in MODULE_ORDER {
+        order.extend(mods.iter().filter(|(n, _)| n == name));
+    }
+    order.extend(
+        mods.iter()
+            .filter(|(n, _)| !MODULE_ORDER.contains(&n.as_str())),
+    );
+    for (name, path) in order {
+        let f = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                out(&format!("guest-init: open {}: {e}\n", path.display()));
+                continue;
+            }
+        };
+        let params = c"";
+        // SAFETY: valid fd and NUL-terminated parameter string.
+        let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), params.as_ptr(), 0) };
+        if r != 0 && errno() != libc::EEXIST {
+            out(&format!(
+                "guest-init: finit_module {name}: {}\n",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+}
+
+fn ifreq(name: &CStr) -> libc::ifreq {
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut r: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in r
+        .ifr_name
+        .iter_mut()
+        .zip(name.to_bytes())
+        .take(libc::IFNAMSIZ - 1)
+    {
+        *d = *s as libc::c_char;
+    }
+    r
+}
+
+fn sockaddr_in(a: [u8; 4]) -> libc::sockaddr {
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sockaddr_in and sockaddr have the same size on Linux.
+    unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
+}
+
+struct Sock(libc::c_int);
+impl Drop for Sock {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn ioctl(s: &Sock, req: libc::c_ulong, arg: *mut libc::c_void, what: &str) -> Result<(), String> {
+    // SAFETY: arg points to the struct the request expects (caller's duty).
+    if unsafe { libc::ioctl(s.0, req as _, arg) } != 0 {
+        return Err(os_err(what));
+    }
+    Ok(())
+}
+
+fn if_up(s: &Sock, name: &CStr) -> Result<(), String> {
+    let mut r = ifreq(name);
+    ioctl(
+        s,
+        libc::SIOCGIFFLAGS,
+        (&mut r as *mut libc::ifreq).cast(),
+        "SIOCGIFFLAGS",
+    )?;
+    // SAFETY: union field written by the kernel just above.
+    unsafe { r.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    ioctl(
+        s,
+        libc::SIOCSIFFLAGS,
+        (&mut r as *mut libc::ifreq).cast(),
+        "SIOCSIFFLAGS",
+    )
+}
+
+fn setup_net() -> Result<(), String> {
+    // SAFETY: plain socket(2).
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(os_err("socket"));
+    }
+    let s = Sock(fd);
+    let _ = if_up(&s, c"lo");
+    let eth0 = c"eth0";
+    let mut r = ifreq(eth0);
+    if ioctl(
+        &s,
+        libc::SIOCGIFFLAGS,
+        (&mut r as *mut libc::ifreq).cast(),
+        "probe",
+    )
+    .is_err()
+    {
+        out("guest-init: no eth0, network not configured\n");
+        return Ok(());
+    }
+    let mut r = ifreq(eth0);
+    r.ifr_ifru.ifru_addr = sockaddr_in([10, 0, 2, 15]);
+    ioctl(
+        &s,
+        libc::SIOCSIFADDR,
+        (&mut r as *mut libc::ifreq).cast(),
+        "SIOCSIFADDR eth0",
+    )?;
+    let mut r = ifreq(eth0);
+    r.ifr_ifru.ifru_netmask = sockaddr_in([255, 255, 255, 0]);
+    ioctl(
+        &s,
+        libc::SIOCSIFNETMASK,
+        (&mut r as *mut libc::ifreq).cast(),
+        "SIOCSIFNETMASK eth0",
+    )?;
+    if_up(&s, eth0)?;
+    let t0 = Instant::now();
+    let mut running = false;
+    for _ in 0..200 {
+        let mut r = ifreq(eth0);
+        ioctl(
+            &s,
+            libc::SIOCGIFFLAGS,
+            (&mut r as *mut libc::ifreq).cast(),
+            "SIOCGIFFLAGS eth0",
+        )?;
+        // SAFETY: union field written by the kernel just above.
+        if unsafe { r.ifr_ifru.ifru_flags } & libc::IFF_RUNNING as libc::c_short != 0 {
+            running = true;
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !running {
+        out("guest-init: eth0 not RUNNING after 2 s, adding the route anyway\n");
+    }
+    // SAFETY: rtentry is plain old data; all-zero is valid.
+    let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
+    rt.rt_dst = sockaddr_in([0, 0, 0, 0]);
+    rt.rt_genmask = sockaddr_in([0, 0, 0, 0]);
+    rt.rt_gateway = sockaddr_in([10, 0, 2, 2]);
+    rt.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
+    rt.rt_dev = eth0.as_ptr().cast_mut();
+    ioctl(
+        &s,
+        libc::SIOCADDRT,
+        (&mut rt as *mut libc::rtentry).cast(),
+        "SIOCADDRT default via 10.0.2.2",
+    )?;
+    out(&format!(
+        "guest-init: eth0 10.0.2.15/24 via 10.0.2.2 ({}running after {} ms)\n",
+        if running { "" } else { "NOT " },
+        t0.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+// -------------------------------------------------------------- processes --
+
+/// Reaps every zombie child without blocking. Returns the wait status of `pid`
+/// if it was among them.
+fn reap_all(pid: libc::pid_t) -> Option<libc::c_int> {
+    let mut status_of_pid = None;
+    for _ in 0..100_000 {
+        let mut st = 0;
+        // SAFETY: valid out pointer.
+        let r = unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) };
+        if r <= 0 {
+            break;
+        }
+        if r == pid {
+            status_of_pid = Some(st);
+        }
+    }
+    status_of_pid
+}
+
+/// Number of live user-space processes other than init (kernel threads and
+/// zombies excluded).
+fn count_procs() -> usize {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut n = 0;
+    let mut buf = [0u8; 512];
+    for e in rd.flatten().take(MAX_PROC_SCAN) {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == 1 {
+            continue;
+        }
+        let mut path = [0u8; 32];
+        let mut cur = std::io::Cursor::new(&mut path[..]);
+        let _ = write!(cur, "/proc/{pid}/stat\0");
+        let Ok(p) = CStr::from_bytes_until_nul(&path) else {
+            continue;
+        };
+        // SAFETY: valid path, buffer and length.
+        let len = unsafe {
+            let fd = libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                continue;
+            }
+            let len = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            libc::close(fd);
+            len
+        };
+        if len <= 0 {
+            continue;
+        }
+        let stat = &buf[..len as usize];
+        // Fields after the last ')': state ppid pgrp session tty tpgid flags ...
+        let Some(close) = stat.iter().rposition(|&c| c == b')') else {
+            continue;
+        };
+        let Ok(rest) = std::str::from_utf8(&stat[close + 1..]) else {
+            continue;
+        };
+        let mut f = rest.split_ascii_whitespace();
+        let state = f.next().unwrap_or("");
+        let flags: u64 = f.nth(5).and_then(|x| x.parse().ok()).unwrap_or(0);
+        const PF_KTHREAD: u64 = 0x0020_0000;
+        if flags & PF_KTHREAD != 0 || state == "Z" || state == "X" {
+            continue;
+        }
+        n += 1;
+    }
+    n
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Kills everything but init and reaps it, for at most `limit`. Returns how
+/// many processes still exist at the end.
+fn kill_all_and_reap(limit: Duration) -> usize {
+    let t0 = Instant::now();
+    for _ in 0..1000 {
+        // SAFETY: kill(-1) from PID 1 signals every process but init itself.
+        unsafe { libc::kill(-1, libc::SIGKILL) };
+        reap_all(0);
+        let n = count_procs();
+        if n == 0 || t0.elapsed() > limit {
+            return n;
+        }
+        sleep_ms(20);
+    }
+    count_procs()
+}
+
+struct ChildResult {
+    exit: String,
+    wall: Duration,
+    output_len: usize,
+    dropped: usize,
+}
+
+fn run_child(cfg: &Config, buf: &mut [u8]) -> Result<ChildResult, String> {
+    let mut fds = [0; 2];
+    // SAFETY: valid out array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+        return Err(os_err("pipe2"));
+    }
+    let (rfd, wfd) = (fds[0], fds[1]);
+    // The child's end must block.
+    // SAFETY: fcntl on our own fd.
+    unsafe { libc::fcntl(wfd, libc::F_SETFL, 0) };
+
+    let mut argv: Vec<*const libc::c_char> = cfg.run.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let env = [c"PATH=/bin:/sbin", c"HOME=/", c"TERM=linux", c"TMPDIR=/tmp"];
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let oom_path = c"/proc/self/oom_score_adj";
+    let fail_msg = b"guest-init: execve of the run= command failed\n";
+
+    let start = Instant::now();
+    // SAFETY: init is single threaded; the child only makes async-signal-safe calls.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(os_err("fork"));
+    }
+    if pid == 0 {
+        // SAFETY: child side of fork: only raw syscalls on prepared data.
+        unsafe {
+            libc::dup2(wfd, 1);
+            libc::setsid();
+            libc::setpriority(libc::PRIO_PROCESS, 0, 0);
+            let fd = libc::open(oom_path.as_ptr(), libc::O_WRONLY);
+            if fd >= 0 {
+                libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+            }
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+            libc::write(2, fail_msg.as_ptr().cast(), fail_msg.len());
+            libc::_exit(127);
+        }
+    }
+    // SAFETY: close our copy of the write end.
+    unsafe { libc::close(wfd) };
+    out(&format!(
+        "===MISBEHAVE-CHILD-START {} pid={pid}===\n",
+        cfg.scenario
+    ));
+
+    let deadline = start + cfg.timeout;
+    let mut len = 0usize;
+    let mut dropped = 0usize;
+    let mut scratch = [0u8; 4096];
+    let mut pipe_open = true;
+    let mut status: Option<libc::c_int> = None;
+    let mut timed_out = false;
+    // Read whatever the pipe holds right now; false on EOF.
+    let mut drain = |len: &mut usize, dropped: &mut usize| -> bool {
+        for _ in 0..100_000 {
+            let dst: &mut [u8] = if *len < buf.len() {
+                &mut buf[*len..]
+            } else {
+                &mut scratch[..]
+            };
+            // SAFETY: dst is a valid writable slice.
+            let n = unsafe { libc::read(rfd, dst.as_mut_ptr().cast(), dst.len()) };
+            if n > 0 {
+                if *len < buf.len() {
+                    *len += n as usize;
+                } else {
+                    *dropped += n as usize;
+                }
+            } else if n == 0 {
+                return false;
+            } else if errno() == libc::EINTR {
+                continue;
+            } else {
+                return true; // EAGAIN: nothing more for now
+            }
+        }
+        true
+    };
+    // Bounded by the deadline; the count is a second, generous bound.
+    let max_iter = (cfg.timeout.as_millis() / 20 + 1000) as usize;
+    for _ in 0..max_iter {
+        if let Some(st) = reap_all(pid) {
+            status = Some(st);
+        }
+        if status.is_some() {
+            if pipe_open {
+                drain(&mut len, &mut dropped);
+            }
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            timed_out = true;
+            // SAFETY: signalling the child's process group and the child.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+                libc::kill(pid, libc::SIGKILL);
+            }
+            for _ in 0..500 {
+                if let Some(st) = reap_all(pid) {
+                    status = Some(st);
+                    break;
+                }
+                sleep_ms(10);
+            }
+            if pipe_open {
+                drain(&mut len, &mut dropped);
+            }
+            break;
+        }
+        let wait_ms = (deadline - now).as_millis().min(50) as libc::c_int;
+        if pipe_open {
+            let mut pfd = libc::pollfd {
+                fd: rfd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut pfd, 1, wait_ms.max(1)) };
+            if r > 0 && !drain(&mut len, &mut dropped) {
+                pipe_open = false;
+            }
+        } else {
+            sleep_ms(wait_ms.max(1) as u64);
+        }
+    }
+    let wall = start.elapsed();
+    // SAFETY: our fd.
+    unsafe { libc::close(rfd) };
+    let exit = if timed_out {
+        "timeout".to_string()
+    } else {
+        match status {
+            None => "timeout".to_string(), // loop bound reached: treat as timeout
+            Some(st) if libc::WIFEXITED(st) => libc::WEXITSTATUS(st).to_string(),
+            Some(st) if libc::WIFSIGNALED(st) => format!("sig{}", libc::WTERMSIG(st)),
+            Some(st) => format!("status{st}"),
+        }
+    };
+    Ok(ChildResult {
+        exit,
+        wall,
+        output_len: len,
+        dropped,
+    })
+}
+
+// ------------------------------------------------------------------- main --
+
+fn run(args: &[String]) -> Result<(), String> {
+    mount_all()?;
+    write_file("/proc/self/oom_score_adj", "-1000")?;
+    // SAFETY: plain syscall.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, -20) };
+    let cfg = parse_args(args)?;
+    match cfg.selftest.as_deref() {
+        None => {}
+        Some("init-panic") => panic!("selftest=init-panic: init panics on purpose"),
+        Some("init-exit") => {
+            out("guest-init: selftest=init-exit: PID 1 exits, the kernel panics\n");
+            std::process::exit(3);
+        }
+        Some("init-hang") => {
+            out("guest-init: selftest=init-hang: PID 1 sleeps for an hour\n");
+            for _ in 0..3600 {
+                sleep_ms(1000);
+            }
+        }
+        Some(other) => return Err(format!("unknown selftest={other}")),
+    }
+    load_modules();
+    if cfg.net {
+        setup_net()?;
+    }
+
+    let mut buf = vec![0u8; REPORT_CAP];
+    let res = run_child(&cfg, &mut buf)?;
+
+    // Grace of up to 500 ms for processes that are already on their way out.
+    let mut left = count_procs();
+    for _ in 0..25 {
+        if left == 0 {
+            break;
+        }
+        reap_all(0);
+        sleep_ms(20);
+        left = count_procs();
+    }
+    let remaining = if left > 0 {
+        kill_all_and_reap(Duration::from_secs(5))
+    } else {
+        0
+    };
+
+    // Keep kernel messages off the console while the report is printed.
+    // SAFETY: SYSLOG_ACTION_CONSOLE_LEVEL takes no buffer.
+    unsafe { libc::klogctl(8, std::ptr::null_mut(), 1) };
+    if res.dropped > 0 {
+        out(&format!(
+            "===MISBEHAVE-NOTE stdout truncated to {} bytes, {} dropped===\n",
+            res.output_len, res.dropped
+        ));
+    }
+    out(&format!(
+        "\n===MISBEHAVE-REPORT-BEGIN {}===\n",
+        cfg.scenario
+    ));
+    let report = &buf[..res.output_len];
+    out_bytes(report);
+    if !report.ends_with(b"\n") {
+        out("\n");
+    }
+    out(&format!(
+        "===MISBEHAVE-REPORT-END {} exit={} wall_s={:.3}===\n===MISBEHAVE-PROCS-LEFT {left}===\n",
+        cfg.scenario,
+        res.exit,
+        res.wall.as_secs_f64()
+    ));
+    if remaining > 0 {
+        out(&format!(
+            "===MISBEHAVE-NOTE {remaining} processes survived SIGKILL for 5 s===\n"
+        ));
+    }
+    out("===MISBEHAVE-POWEROFF===\n");
+    Ok(())
+}
+
+// ------------------------------------------------------------- child mode --
+
+fn child_mode(args: &[String]) -> i32 {
+    match args.first().map(String::as_str) {
+        Some("--selftest-hang") => {
+            eprintln!("selftest-hang: sleeping for an hour");
+            for _ in 0..3600 {
+                sleep_ms(1000);
+            }
+            0
+        }
+        Some("--selftest-ok") => {
+            // Two threads spin for about 3 s; a tiny report in the schema's shape.
+            let t0 = Instant::now();
+            let workers: Vec<_> = (0..2)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let mut ops = 0u64;
+                        while t0.elapsed() < Duration::from_secs(3) {
+                            for i in 0..10_000u64 {
+                                ops = std::hint::black_box(ops.wrapping_add(i * i));
+                            }
+                        }
+                        ops
+                    })
+                })
+                .collect();
+            let ops: u64 = workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or(0) % 1_000_000 + 1)
+                .sum();
+            println!(
+                "{{\"schema\":\"misbehave.report/1\",\"tool\":\"guest-init-selftest\",\"outcome\":\"completed\",\"elapsed_s\":{:.3},\"totals\":{{\"ops\":{ops}}}}}",
+                t0.elapsed().as_secs_f64()
+            );
+            0
+        }
+        Some("--selftest-orphans") => {
+            // Leaves three sleeping orphans behind: init must count and kill them.
+            for _ in 0..3 {
+                // SAFETY: fork in a single-threaded process; the child only sleeps.
+                if unsafe { libc::fork() } == 0 {
+                    for _ in 0..3600 {
+                        // SAFETY: plain syscall.
+                        unsafe { libc::sleep(1) };
+                    }
+                    // SAFETY: plain syscall.
+                    unsafe { libc::_exit(0) };
+                }
+            }
+            println!("{{\"schema\":\"misbehave.report/1\",\"tool\":\"guest-init-selftest\",\"outcome\":\"completed\"}}");
+            0
+        }
+        _ => {
+            eprintln!(
+                "guest-init is the /init of scripts/guest-test guests; as PID {} it only offers\n\
+                 --selftest-ok | --selftest-hang | --selftest-orphans",
+                std::process::id()
+            );
+            2
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // SAFETY: plain syscall.
+    if unsafe { libc::getpid() } != 1 {
+        std::process::exit(child_mode(&args));
+    }
+    std::panic::set_hook(Box::new(|info| {
+        out(&format!(
+            "\n===MISBEHAVE-INIT-ERROR panic: {}===\n",
+            one_line(&info.to_string())
+        ));
+        poweroff();
+    }));
+    if let Err(e) = run(&args) {
+        out(&format!("\n===MISBEHAVE-INIT-ERROR {}===\n", one_line(&e)));
+    }
+    poweroff();
+}
