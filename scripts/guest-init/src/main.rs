@@ -804,29 +804,14 @@ fn child_mode(args: &[String]) -> i32 {
             0
         }
         Some("--selftest-ok") => {
-            // Two threads spin for about 3 s; a tiny report in the schema's shape.
-            let t0 = Instant::now();
-            let workers: Vec<_> = (0..2)
-                .map(|_| {
-                    std::thread::spawn(move || {
-                        let mut ops = 0u64;
-                        while t0.elapsed() < Duration::from_secs(3) {
-                            for i in 0..10_000u64 {
-                                ops = std::hint::black_box(ops.wrapping_add(i * i));
-                            }
-                        }
-                        ops
-                    })
-                })
-                .collect();
-            let ops: u64 = workers
-                .into_iter()
-                .map(|w| w.join().unwrap_or(0) % 1_000_000 + 1)
-                .sum();
-            println!(
-                "{{\"schema\":\"misbehave.report/1\",\"tool\":\"guest-init-selftest\",\"outcome\":\"completed\",\"elapsed_s\":{:.3},\"totals\":{{\"ops\":{ops}}}}}",
-                t0.elapsed().as_secs_f64()
-            );
+            // One spinning thread per CPU for SECS (default 3) seconds, sampled every
+            // second; the report has the shape of a cpubomb report.
+            let secs: u64 = args
+                .get(1)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(3)
+                .min(600);
+            selftest_burn(Duration::from_secs(secs));
             0
         }
         Some("--selftest-orphans") => {
@@ -854,6 +839,63 @@ fn child_mode(args: &[String]) -> i32 {
             2
         }
     }
+}
+
+fn selftest_burn(dur: Duration) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ops = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let workers: Vec<_> = (0..n)
+        .map(|_| {
+            let ops = Arc::clone(&ops);
+            std::thread::spawn(move || {
+                let mut x = 1u64;
+                while t0.elapsed() < dur {
+                    for i in 0..10_000u64 {
+                        x = std::hint::black_box(x.wrapping_mul(i | 1).wrapping_add(i));
+                    }
+                    ops.fetch_add(10_000, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let mut samples = String::new();
+    for i in 1..=dur.as_secs() {
+        let next = Duration::from_secs(i);
+        if let Some(wait) = next.checked_sub(t0.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        if !samples.is_empty() {
+            samples.push(',');
+        }
+        samples.push_str(&format!(
+            "{{\"t\":{:.3},\"ops\":{}}}",
+            t0.elapsed().as_secs_f64(),
+            ops.load(Ordering::Relaxed)
+        ));
+    }
+    let mut exited = 0;
+    for w in workers {
+        exited += usize::from(w.join().is_ok());
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    // SAFETY: valid out pointer.
+    let cpu_s = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    };
+    println!(
+        "{{\"schema\":\"misbehave.report/1\",\"tool\":\"guest-init-selftest\",\"outcome\":\"completed\",\
+         \"elapsed_s\":{elapsed:.3},\"workers\":{{\"started\":{n},\"exited\":{exited},\"killed\":0,\"oom_killed\":0}},\
+         \"totals\":{{\"ops\":{},\"cpu_s\":{cpu_s:.3}}},\"samples\":[{samples}],\
+         \"details\":{{\"load_pct\":{:.1}}}}}",
+        ops.load(Ordering::Relaxed),
+        100.0 * cpu_s / (elapsed * n as f64)
+    );
 }
 
 fn main() {
