@@ -1,0 +1,153 @@
+//! What the guest has and what it may use: CPUs, memory, process limits, and where we run.
+//!
+//! Percentages resolve against the tighter of the guest and its cgroup (or zone): inside a
+//! container with a 2 GiB limit on a 64 GiB host, `80%` means 1.6 GiB. (stress-ng resolves
+//! against the host's RAM; its users trip over that.)
+
+use serde::Serialize;
+
+use crate::sys;
+
+/// Facts about the machine this binary runs on, gathered once at start.
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    pub os: &'static str,
+    pub kernel: String,
+    pub arch: &'static str,
+    pub cpus: Cpus,
+    pub memory: Memory,
+    pub limits: Limits,
+    pub virtualization: Virtualization,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cpus {
+    /// CPUs online in the guest.
+    pub online: usize,
+    /// CPUs this process may use: its affinity mask, cut to the cgroup's CPU quota.
+    pub usable: usize,
+    /// The cgroup CPU quota in CPUs, if there is one.
+    pub quota: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Memory {
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+    /// The memory cgroup's limit (tightest on the way up), if any.
+    pub cgroup_limit_bytes: Option<u64>,
+    /// What a percentage of memory is taken of: the tighter of available memory and the
+    /// cgroup limit.
+    pub base_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Limits {
+    pub pids_cgroup_max: Option<u64>,
+    pub pid_max: Option<u64>,
+    pub threads_max: Option<u64>,
+    pub rlimit_nproc: Option<u64>,
+    /// The tightest of the above (RLIMIT_NPROC only when not root, since it does not bind
+    /// root): how many processes the guest can hold at most.
+    pub processes_max: Option<u64>,
+}
+
+/// Where we run, and why we think so.
+#[derive(Debug, Clone, Serialize)]
+pub struct Virtualization {
+    /// "zone", "container", "vm", or "none" (bare metal, as far as we can tell).
+    pub kind: &'static str,
+    pub hypervisor: Option<String>,
+    pub container: Option<String>,
+    pub zone: Option<String>,
+    pub evidence: Vec<String>,
+}
+
+impl Virtualization {
+    pub fn detect() -> Self {
+        let (hypervisor, mut evidence) = sys::vm_evidence();
+        let (container, cev) = sys::container_evidence();
+        evidence.extend(cev);
+        let zone = sys::zone_name();
+        if let Some(z) = &zone {
+            evidence.push(format!("running in a non-global zone ({z})"));
+        }
+        let kind = if std::env::var_os("MISBEHAVE_TEST_BARE_METAL").is_some() {
+            // Lets the test suite check the interlock on a machine that is itself a guest.
+            evidence.push("MISBEHAVE_TEST_BARE_METAL is set".into());
+            "none"
+        } else if zone.is_some() {
+            "zone"
+        } else if container.is_some() {
+            "container"
+        } else if hypervisor.is_some() {
+            "vm"
+        } else {
+            "none"
+        };
+        Self { kind, hypervisor, container, zone, evidence }
+    }
+
+    pub fn is_guest(&self) -> bool {
+        self.kind != "none"
+    }
+
+    /// `container (docker) in a vm (kvm)`
+    pub fn describe(&self) -> String {
+        let mut s = match self.kind {
+            "zone" => format!("illumos zone ({})", self.zone.as_deref().unwrap_or("?")),
+            "container" => format!("container ({})", self.container.as_deref().unwrap_or("?")),
+            "vm" => format!("vm ({})", self.hypervisor.as_deref().unwrap_or("?")),
+            _ => "bare metal (no hypervisor, container or zone detected)".into(),
+        };
+        if self.kind != "vm" && self.kind != "none" {
+            if let Some(h) = &self.hypervisor {
+                s += &format!(" in a vm ({h})");
+            }
+        }
+        s
+    }
+}
+
+impl Host {
+    pub fn probe() -> Self {
+        let (os, kernel) = sys::kernel();
+        let online = sys::online_cpus();
+        let quota = sys::cgroup_cpu_quota();
+        let mut usable = sys::affinity_cpus();
+        if let Some(q) = quota {
+            usable = usable.min((q.ceil() as usize).max(1));
+        }
+        let (total, avail) = sys::memory();
+        let cg = sys::cgroup_memory_limit();
+        let base = cg.map_or(avail, |l| l.min(avail));
+        let (pid_max, threads_max) = sys::kernel_process_limits();
+        let pids_cg = sys::cgroup_pids_limit();
+        let nproc = sys::rlimit_nproc();
+        let root = nix::unistd::geteuid().is_root();
+        let processes_max = [pids_cg, pid_max, threads_max, if root { None } else { nproc }]
+            .into_iter()
+            .flatten()
+            .min();
+        Host {
+            os,
+            kernel,
+            arch: std::env::consts::ARCH,
+            cpus: Cpus { online, usable, quota },
+            memory: Memory {
+                total_bytes: total,
+                available_bytes: avail,
+                cgroup_limit_bytes: cg,
+                base_bytes: base,
+            },
+            limits: Limits {
+                pids_cgroup_max: pids_cg,
+                pid_max,
+                threads_max,
+                rlimit_nproc: nproc,
+                processes_max,
+            },
+            virtualization: Virtualization::detect(),
+        }
+    }
+}

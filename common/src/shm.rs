@@ -1,0 +1,125 @@
+//! Counters that workers write and the supervisor reads, in one anonymous shared mapping.
+//!
+//! Workers are processes, not threads (one can be OOM-killed without taking the others with
+//! it, and a fork bomb's children are processes anyway), so their counters live in a
+//! `MAP_SHARED | MAP_ANONYMOUS` region made before the first fork. Every field is an atomic
+//! that all-zero bytes make valid, so the fresh mapping needs no initialisation, and the
+//! supervisor never allocates to read it, even while its workers have exhausted memory.
+//!
+//! memmap2's `map_anon` maps MAP_PRIVATE, which fork copies instead of sharing; hence nix's
+//! `mmap_anonymous` with MAP_SHARED here.
+
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+
+use crate::{Context, Result};
+
+/// Counters a worker slot holds: `ops` plus up to 15 of the stressor's own.
+pub const MAX_METRICS: usize = 16;
+/// Run-wide words a stressor may use as it likes (a fork bomb's live-process count...).
+pub const GLOBALS: usize = 16;
+/// errno values counted by number; larger ones are counted in the last cell.
+pub const ERRNOS: usize = 160;
+
+/// The run-wide part.
+#[repr(C)]
+pub struct Header {
+    /// Set to 1 by the supervisor: every worker stops at its next check.
+    pub stop: AtomicU32,
+    pub globals: [AtomicU64; GLOBALS],
+    pub errnos: [AtomicU64; ERRNOS],
+}
+
+/// One worker's counters, on cache lines of its own so workers do not slow each other.
+#[repr(C, align(128))]
+pub struct Slot {
+    /// CLOCK_MONOTONIC ns when the worker first reached its loop (0: not yet).
+    pub ready_ns: AtomicU64,
+    pub counters: [AtomicU64; MAX_METRICS],
+}
+
+/// The shared mapping: a header and one slot per worker.
+pub struct Shared {
+    base: NonNull<u8>,
+    len: usize,
+    slots: usize,
+}
+
+// SAFETY: the mapping holds only atomics; it is unmapped only on drop.
+unsafe impl Send for Shared {}
+// SAFETY: as above: every access goes through atomics.
+unsafe impl Sync for Shared {}
+
+fn slots_offset() -> usize {
+    std::mem::size_of::<Header>().next_multiple_of(std::mem::align_of::<Slot>())
+}
+
+impl Shared {
+    pub fn new(slots: usize) -> Result<Self> {
+        let len = slots_offset() + slots.max(1) * std::mem::size_of::<Slot>();
+        let nz = NonZeroUsize::new(len).expect("len > 0");
+        // SAFETY: a fresh anonymous mapping that aliases nothing.
+        let p = unsafe {
+            mmap_anonymous(
+                None,
+                nz,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )
+        }
+        .context("mapping shared counters")?;
+        Ok(Self { base: p.cast(), len, slots })
+    }
+
+    pub fn header(&self) -> &Header {
+        // SAFETY: the mapping starts with a Header; zeroed atomics are valid; page aligned.
+        unsafe { &*(self.base.as_ptr() as *const Header) }
+    }
+
+    pub fn slot(&self, i: usize) -> &Slot {
+        assert!(i < self.slots, "slot {i} of {}", self.slots);
+        // SAFETY: in bounds (checked above) and aligned (slots_offset rounds up).
+        unsafe { &*(self.base.as_ptr().add(slots_offset()) as *const Slot).add(i) }
+    }
+
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // SAFETY: we made this mapping with this length; nothing borrows it past `self`.
+        let _ = unsafe { munmap(self.base.cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    #[test]
+    fn counters_are_shared_across_fork() {
+        let s = Shared::new(3).unwrap();
+        assert_eq!(s.slot(2).counters[0].load(Relaxed), 0);
+        // SAFETY: the child only touches atomics and calls _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                s.slot(2).counters[5].store(42, Relaxed);
+                s.header().globals[1].store(7, Relaxed);
+                // SAFETY: ends the child without running the test harness's teardown.
+                unsafe { libc::_exit(0) };
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                nix::sys::wait::waitpid(child, None).unwrap();
+            }
+        }
+        assert_eq!(s.slot(2).counters[5].load(Relaxed), 42);
+        assert_eq!(s.header().globals[1].load(Relaxed), 7);
+        assert_eq!(std::mem::align_of::<Slot>(), 128);
+    }
+}

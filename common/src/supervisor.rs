@@ -1,0 +1,531 @@
+//! The supervisor: forks the workers, watches the clock and the signals, samples the
+//! counters, and tears everything down.
+//!
+//! Shape of a run:
+//! 1. The supervisor sets its own OOM score to -1000 (where permitted), becomes the
+//!    subreaper of its descendants (Linux), installs its signal pipe, and maps the shared
+//!    counters. Everything it needs later is allocated here, so it keeps working while its
+//!    workers exhaust memory or the process table.
+//! 2. It forks a *sentinel*: a sleeping process that leads the run's process group. The
+//!    group then outlives any worker (a worker that is OOM-killed and respawned rejoins it)
+//!    and its id cannot be reused by a stranger while the run lasts, so `killpg` never hits
+//!    anyone else. Workers join the group; their own children inherit it.
+//! 3. Workers get OOM score 1000 and PDEATHSIG=SIGKILL (Linux), and also stop when their
+//!    parent changes (everywhere): killing the supervisor, even with SIGKILL, ends them.
+//! 4. The loop sleeps in `poll` on the signal pipe until the next one-second tick, a signal,
+//!    or a worker's death; it reaps, respawns where the stressor asks, samples each second.
+//! 5. Teardown (deadline, signal, or nothing left to run): raise the stop flag, give the
+//!    workers a short grace to return, then SIGKILL the group and reap, again and again,
+//!    until the group is empty and no child is left. Its time goes into the report.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, getpid, setpgid, ForkResult, Pid};
+
+use crate::output::Status;
+use crate::shm::{Shared, ERRNOS};
+use crate::signals::Signals;
+use crate::stressor::{ExitAction, Kind, Stressor};
+use crate::worker::Worker;
+use crate::{sys, time, CommonArgs, Context, Error, Result};
+
+/// How long workers get to return by themselves once told to stop, before SIGKILL.
+const GRACE: Duration = Duration::from_millis(250);
+/// After this long, teardown gives up and reports what is left.
+const TEARDOWN_LIMIT: Duration = Duration::from_secs(10);
+
+/// How a worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndStatus {
+    Exited(i32),
+    Killed(Signal),
+}
+
+/// A worker that ended before the run told it to.
+#[derive(Debug, Clone)]
+pub struct WorkerEnd {
+    pub index: usize,
+    pub status: EndStatus,
+    /// Killed with SIGKILL while the kernel's OOM-kill count went up.
+    pub oom: bool,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Interrupted(Signal),
+    Failed,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Interrupted(_) => "interrupted",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Completed => 0,
+            Outcome::Failed => 1,
+            Outcome::Interrupted(s) => 128 + s as u8,
+        }
+    }
+}
+
+/// Worker processes, counted.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WorkerCounts {
+    /// Worker processes started, respawns included.
+    pub started: u64,
+    /// Ended by themselves with status 0.
+    pub exited: u64,
+    /// Ended by themselves with an error.
+    pub failed: u64,
+    /// Ended by a signal (teardown's SIGKILL after the grace included).
+    pub killed: u64,
+    /// Of the killed, those the kernel's OOM killer took.
+    pub oom_killed: u64,
+    /// Started again in the place of one that ended.
+    pub respawned: u64,
+    /// Seconds from the start until every first-generation worker was in its loop.
+    pub ready_s: Option<f64>,
+}
+
+/// One per-second sample: seconds since the start and every metric's value (totals
+/// cumulative, gauges summed over workers).
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub t: f64,
+    pub values: Vec<u64>,
+}
+
+/// One worker slot at the end.
+#[derive(Debug, Clone)]
+pub struct SlotEnd {
+    pub counters: Vec<u64>,
+    pub respawns: u32,
+}
+
+/// Everything the supervisor learned; the report is made from it.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    pub started_at: SystemTime,
+    pub ended_at: SystemTime,
+    /// Start to the stop decision (deadline, signal...): what rates are per.
+    pub stress_s: f64,
+    /// Start to the last process gone.
+    pub elapsed_s: f64,
+    pub teardown_s: f64,
+    pub outcome: Outcome,
+    pub stop_reason: String,
+    pub workers: WorkerCounts,
+    pub slots: Vec<SlotEnd>,
+    /// Per metric: the sum over slots at the end.
+    pub totals: Vec<u64>,
+    /// Per metric: the largest sum seen in any sample or at the end.
+    pub peaks: Vec<u64>,
+    pub samples: Vec<Sample>,
+    /// errno name and count, most frequent first.
+    pub errors: Vec<(String, u64)>,
+    /// User + system CPU time of every reaped process of the run.
+    pub cpu_s: f64,
+    /// The guest's steal time over the run: seconds (all CPUs) and percent of all CPU time.
+    pub steal: Option<(f64, f64)>,
+    /// Processes of the run still there when teardown gave up (0 in every sane run).
+    pub left_behind: u64,
+    /// Descendants that were not workers (a fork bomb's children) reaped by the supervisor.
+    pub orphans_reaped: u64,
+}
+
+struct Run<'a, S: Stressor> {
+    stressor: &'a S,
+    seed: u64,
+    shared: &'a Shared,
+    signals: &'a Signals,
+    me: Pid,
+    pgid: Pid,
+    sentinel: Pid,
+    start: Instant,
+    start_ns: u64,
+    by_pid: HashMap<Pid, usize>,
+    generation: Vec<u32>,
+    counts: WorkerCounts,
+    tearing_down: bool,
+    end_run: Option<String>,
+    oom_seen: Option<u64>,
+    orphans: u64,
+}
+
+/// Runs the stressor's workers under supervision until the deadline, a stop signal, or
+/// nothing is left to run.
+pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -> Result<RunData> {
+    let workers = s.workers();
+    let metrics = s.metrics();
+    assert!(metrics.len() <= crate::shm::MAX_METRICS && metrics[0].name == "ops");
+
+    sys::set_oom_score_adj(-1000);
+    sys::become_subreaper();
+    let shared = Shared::new(workers)?;
+    let signals = Signals::install()?;
+    let me = getpid();
+    let deadline = common.duration.as_duration();
+    // Samples for the whole run, reserved now (a day's worth at most; then it grows).
+    let expect = deadline.map_or(3600, |d| d.as_secs() as usize + 2).min(86_400);
+    let mut samples: Vec<Sample> = Vec::with_capacity(expect);
+    let mut peaks = vec![0u64; metrics.len()];
+    let ticks0 = sys::cpu_ticks();
+    let seed = common.seed.unwrap_or_else(|| time::mono_ns() ^ u64::from(std::process::id()));
+
+    let sentinel = spawn_sentinel(&signals, me)?;
+    let started_at = SystemTime::now();
+    let mut run = Run {
+        stressor: s,
+        seed,
+        shared: &shared,
+        signals: &signals,
+        me,
+        pgid: sentinel,
+        sentinel,
+        start: Instant::now(),
+        start_ns: time::mono_ns(),
+        by_pid: HashMap::with_capacity(workers * 2 + 16),
+        generation: vec![0; workers],
+        counts: WorkerCounts::default(),
+        tearing_down: false,
+        end_run: None,
+        oom_seen: sys::oom_kills(),
+        orphans: 0,
+    };
+
+    let mut first_error = None;
+    for i in 0..workers {
+        if let Err(e) = run.spawn(i) {
+            first_error = Some(e);
+            break;
+        }
+    }
+
+    let mut stop_reason = String::new();
+    let mut outcome = Outcome::Completed;
+    if let Some(e) = &first_error {
+        outcome = Outcome::Failed;
+        stop_reason = format!("could not start every worker: {e}");
+    }
+    let mut next_tick = Duration::from_secs(1);
+    while first_error.is_none() {
+        let now = run.start.elapsed();
+        let until = deadline.map_or(next_tick, |d| d.min(next_tick));
+        if now < until {
+            signals.wait(until - now);
+        }
+        run.reap();
+        let now = run.start.elapsed();
+        if now >= next_tick {
+            let values = run.sample();
+            for (p, v) in peaks.iter_mut().zip(&values) {
+                *p = (*p).max(*v);
+            }
+            status.tick(now, deadline, run.by_pid.len(), &values);
+            samples.push(Sample { t: next_tick.as_secs_f64(), values });
+            next_tick += Duration::from_secs(1);
+        }
+        if let Some(sig) = signals.stop_signal() {
+            outcome = Outcome::Interrupted(sig);
+            stop_reason = format!("received {sig}");
+            break;
+        }
+        if let Some(r) = run.end_run.take() {
+            stop_reason = r;
+            break;
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            stop_reason = "deadline".into();
+            break;
+        }
+        if run.by_pid.is_empty() {
+            let c = &run.counts;
+            if c.exited == c.started {
+                stop_reason = "every worker finished".into();
+            } else {
+                outcome = Outcome::Failed;
+                stop_reason = format!(
+                    "every worker ended early ({} failed, {} killed)",
+                    c.failed, c.killed
+                );
+            }
+            break;
+        }
+    }
+    status.clear();
+
+    let stress = run.start.elapsed();
+    // Counters as they stood at the stop decision (teardown adds no work worth counting).
+    let ready_s = run.ready_s(workers);
+    let t0 = Instant::now();
+    let left_behind = run.teardown();
+    let teardown = t0.elapsed();
+    let elapsed = run.start.elapsed();
+    let ended_at = SystemTime::now();
+
+    let slots: Vec<_> = (0..workers)
+        .map(|i| SlotEnd {
+            counters: (0..metrics.len())
+                .map(|m| shared.slot(i).counters[m].load(Relaxed))
+                .collect(),
+            respawns: run.generation[i],
+        })
+        .collect();
+    let totals = run.sample();
+    for (m, (p, v)) in peaks.iter_mut().zip(&totals).enumerate() {
+        if metrics[m].kind == Kind::Total || *p == 0 {
+            *p = (*p).max(*v);
+        }
+    }
+    let mut errors: Vec<(String, u64)> = (0..ERRNOS)
+        .filter_map(|i| {
+            let n = shared.header().errnos[i].load(Relaxed);
+            (n > 0).then(|| (format!("{:?}", Errno::from_raw(i as i32)), n))
+        })
+        .collect();
+    errors.sort_by(|a, b| b.1.cmp(&a.1));
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .map(|u| tv(u.user_time()) + tv(u.system_time()))
+        .unwrap_or(0.0);
+    let steal = match (ticks0, sys::cpu_ticks()) {
+        (Some(a), Some(b)) if b.total > a.total => {
+            let st = b.steal.saturating_sub(a.steal) as f64;
+            Some((
+                st / sys::ticks_per_second() as f64,
+                100.0 * st / (b.total - a.total) as f64,
+            ))
+        }
+        _ => None,
+    };
+    let mut counts = run.counts.clone();
+    counts.ready_s = ready_s;
+    if left_behind > 0 && outcome == Outcome::Completed {
+        outcome = Outcome::Failed;
+        stop_reason += &format!("; teardown left {left_behind} processes");
+    }
+
+    Ok(RunData {
+        started_at,
+        ended_at,
+        stress_s: stress.as_secs_f64(),
+        elapsed_s: elapsed.as_secs_f64(),
+        teardown_s: teardown.as_secs_f64(),
+        outcome,
+        stop_reason,
+        workers: counts,
+        slots,
+        totals,
+        peaks,
+        samples,
+        errors,
+        cpu_s: usage,
+        steal,
+        left_behind,
+        orphans_reaped: run.orphans,
+    })
+}
+
+fn tv(t: nix::sys::time::TimeVal) -> f64 {
+    t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6
+}
+
+fn flush_stdio() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+}
+
+/// Forks the sleeping leader of the run's process group.
+fn spawn_sentinel(signals: &Signals, me: Pid) -> Result<Pid> {
+    flush_stdio();
+    // SAFETY: the supervisor is single-threaded; the child only sleeps and exits.
+    match unsafe { fork() }.context("starting the process-group leader")? {
+        ForkResult::Child => {
+            signals.reset_in_child();
+            let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+            if sys::die_with_parent(me) {
+                while nix::unistd::getppid() == me {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+            // SAFETY: ends the child without unwinding into the parent's state.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            let _ = setpgid(child, child);
+            Ok(child)
+        }
+    }
+}
+
+impl<S: Stressor> Run<'_, S> {
+    fn spawn(&mut self, index: usize) -> Result<()> {
+        flush_stdio();
+        let mut tries = 0;
+        let pid = loop {
+            // SAFETY: the supervisor is single-threaded; the child runs the stressor's work
+            // and leaves with _exit.
+            match unsafe { fork() } {
+                Ok(ForkResult::Child) => self.worker_main(index),
+                Ok(ForkResult::Parent { child }) => break child,
+                // A full process table or memory: try a few times, then give up on it.
+                Err(e @ (Errno::EAGAIN | Errno::ENOMEM)) if tries < 20 => {
+                    tries += 1;
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(Error::from(e).context(format!("starting worker {index}: fork"))),
+            }
+        };
+        let _ = setpgid(pid, self.pgid);
+        self.by_pid.insert(pid, index);
+        self.counts.started += 1;
+        Ok(())
+    }
+
+    fn worker_main(&self, index: usize) -> ! {
+        self.signals.reset_in_child();
+        let _ = setpgid(Pid::from_raw(0), self.pgid);
+        if !sys::die_with_parent(self.me) {
+            // SAFETY: the supervisor is already gone; leave at once.
+            unsafe { libc::_exit(0) };
+        }
+        sys::set_oom_score_adj(1000);
+        let mut w = Worker::new(index, self.generation[index], self.seed, self.shared, self.me);
+        let code = match self.stressor.work(&mut w) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("{}: worker {index}: error: {e}", S::NAME);
+                1
+            }
+        };
+        // SAFETY: a worker never returns into the supervisor's code.
+        unsafe { libc::_exit(code) }
+    }
+
+    /// Reaps every child that has ended; respawns where the stressor says so.
+    fn reap(&mut self) {
+        loop {
+            let st = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
+                Err(Errno::EINTR) => continue,
+                Err(_) => return,
+                Ok(st) => st,
+            };
+            let (pid, status) = match st {
+                WaitStatus::Exited(p, c) => (p, EndStatus::Exited(c)),
+                WaitStatus::Signaled(p, s, _) => (p, EndStatus::Killed(s)),
+                _ => continue,
+            };
+            let Some(index) = self.by_pid.remove(&pid) else {
+                if pid != self.sentinel {
+                    self.orphans += 1;
+                }
+                continue;
+            };
+            let mut oom = false;
+            match status {
+                EndStatus::Exited(0) => self.counts.exited += 1,
+                EndStatus::Exited(_) => self.counts.failed += 1,
+                EndStatus::Killed(sig) => {
+                    self.counts.killed += 1;
+                    if sig == Signal::SIGKILL && !self.tearing_down && self.took_oom_kill() {
+                        oom = true;
+                        self.counts.oom_killed += 1;
+                    }
+                }
+            }
+            if self.tearing_down {
+                continue;
+            }
+            match self.stressor.on_exit(&WorkerEnd { index, status, oom }) {
+                ExitAction::Keep => {}
+                ExitAction::EndRun(r) => self.end_run = Some(r),
+                ExitAction::Respawn => {
+                    self.generation[index] += 1;
+                    if self.spawn(index).is_ok() {
+                        self.counts.respawned += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Was the last SIGKILL the OOM killer's? Yes if the kernel's count of OOM kills went
+    /// up since the last one we attributed (or if the kernel does not count them).
+    fn took_oom_kill(&mut self) -> bool {
+        match (sys::oom_kills(), self.oom_seen) {
+            (Some(now), Some(seen)) if now > seen => {
+                self.oom_seen = Some(seen + 1);
+                true
+            }
+            (Some(_), Some(_)) => false,
+            _ => true,
+        }
+    }
+
+    /// Every metric summed over the slots (gauges: of live workers only matter, and a
+    /// dead worker's gauge is stale, so respawned slots overwrite theirs).
+    fn sample(&self) -> Vec<u64> {
+        let n = self.stressor.metrics().len();
+        let mut v = vec![0u64; n];
+        for i in 0..self.shared.slots() {
+            let slot = self.shared.slot(i);
+            for (m, acc) in v.iter_mut().enumerate() {
+                *acc += slot.counters[m].load(Relaxed);
+            }
+        }
+        v
+    }
+
+    fn ready_s(&self, workers: usize) -> Option<f64> {
+        let mut latest = 0;
+        for i in 0..workers {
+            let r = self.shared.slot(i).ready_ns.load(Relaxed);
+            if r == 0 {
+                return None;
+            }
+            latest = latest.max(r);
+        }
+        Some(latest.saturating_sub(self.start_ns) as f64 / 1e9)
+    }
+
+    /// Stops everything; returns how many processes of the run could not be removed.
+    fn teardown(&mut self) -> u64 {
+        self.tearing_down = true;
+        self.shared.header().stop.store(1, Relaxed);
+        let t0 = Instant::now();
+        while !self.by_pid.is_empty() && t0.elapsed() < GRACE {
+            self.signals.wait(Duration::from_millis(2));
+            self.reap();
+        }
+        loop {
+            let group_gone = matches!(killpg(self.pgid, Signal::SIGKILL), Err(Errno::ESRCH));
+            self.reap();
+            let no_children = matches!(
+                waitpid(None, Some(WaitPidFlag::WNOHANG)),
+                Err(Errno::ECHILD)
+            );
+            if group_gone && no_children {
+                return 0;
+            }
+            if t0.elapsed() > TEARDOWN_LIMIT {
+                return self.by_pid.len() as u64 + u64::from(!group_gone);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! illumos (and any other Unix without the Linux interfaces): sysconf instead of
+//! /proc/meminfo, zones instead of cgroups, no PDEATHSIG (workers notice a changed parent
+//! instead), no OOM killer (swap is reserved when memory is mapped, so mmap fails first).
+
+use super::CpuTicks;
+
+/// Which cgroup hierarchy a controller lives in (none exist here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// No cgroups on illumos: zones use resource controls instead.
+pub fn cgroup_dir(_controller: &str) -> Option<(std::path::PathBuf, CgroupVersion)> {
+    None
+}
+
+pub fn cgroup_memory_limit() -> Option<u64> {
+    None
+}
+
+pub fn cgroup_pids_limit() -> Option<u64> {
+    None
+}
+
+pub fn cgroup_cpu_quota() -> Option<f64> {
+    None
+}
+
+/// No affinity masks to read here; processor sets are not consulted.
+pub fn affinity_cpus() -> usize {
+    super::online_cpus()
+}
+
+/// (total, available) physical memory from sysconf.
+pub fn memory() -> (u64, u64) {
+    use nix::unistd::{sysconf, SysconfVar};
+    let page = super::page_size() as u64;
+    let pages = |v| sysconf(v).ok().flatten().filter(|&n| n > 0).map(|n| n as u64);
+    let total = pages(SysconfVar::_PHYS_PAGES).unwrap_or(0) * page;
+    let avail = pages(SysconfVar::_AVPHYS_PAGES).map(|p| p * page).unwrap_or(total);
+    (total, avail)
+}
+
+pub fn kernel_process_limits() -> (Option<u64>, Option<u64>) {
+    use nix::unistd::{sysconf, SysconfVar};
+    let child_max = sysconf(SysconfVar::CHILD_MAX).ok().flatten().map(|n| n as u64);
+    (child_max, None)
+}
+
+/// illumos has no RLIMIT_NPROC.
+pub fn rlimit_nproc() -> Option<u64> {
+    None
+}
+
+/// No /proc/stat: steal time is not reported.
+pub fn cpu_ticks() -> Option<CpuTicks> {
+    None
+}
+
+/// No OOM killer on illumos.
+pub fn oom_kills() -> Option<u64> {
+    None
+}
+
+/// No PDEATHSIG: the worker's `running()` notices a changed parent instead.
+pub fn die_with_parent(parent: nix::unistd::Pid) -> bool {
+    nix::unistd::getppid() == parent
+}
+
+/// No subreaper here: orphans go to init, the process group still reaches them.
+pub fn become_subreaper() {}
+
+/// No OOM killer, so no score to set.
+pub fn set_oom_score_adj(_v: i32) -> bool {
+    false
+}
+
+pub fn kernel() -> (&'static str, String) {
+    let rel = nix::sys::utsname::uname()
+        .map(|u| u.version().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (std::env::consts::OS, rel)
+}
+
+pub fn vm_evidence() -> (Option<String>, Vec<String>) {
+    match super::cpuid_hypervisor() {
+        Some(id) => (
+            Some(id.to_lowercase()),
+            vec![format!("cpuid hypervisor bit set, vendor \"{id}\"")],
+        ),
+        None => (None, Vec::new()),
+    }
+}
+
+pub fn container_evidence() -> (Option<String>, Vec<String>) {
+    (None, Vec::new())
+}
+
+#[cfg(any(target_os = "illumos", target_os = "solaris"))]
+extern "C" {
+    fn getzoneid() -> libc::c_int;
+}
+
+/// The zone's id, if this is a non-global zone (getzoneid() != 0).
+pub fn zone_name() -> Option<String> {
+    #[cfg(any(target_os = "illumos", target_os = "solaris"))]
+    {
+        // SAFETY: getzoneid takes nothing and cannot fail.
+        let id = unsafe { getzoneid() };
+        if id != 0 {
+            return Some(format!("zone id {id}"));
+        }
+    }
+    None
+}

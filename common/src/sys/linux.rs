@@ -1,0 +1,337 @@
+//! Linux: /proc, /sys, cgroups (v1 and v2), prctl.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::CpuTicks;
+
+fn read_trim(p: impl AsRef<Path>) -> Option<String> {
+    fs::read_to_string(p).ok().map(|s| s.trim().to_string())
+}
+
+fn read_u64(p: impl AsRef<Path>) -> Option<u64> {
+    read_trim(p)?.parse().ok()
+}
+
+/// Which cgroup hierarchy a controller lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// The cgroup directory of this process for `controller` ("memory", "pids", "cpu"), found
+/// through /proc/self/mountinfo and /proc/self/cgroup, so it also works inside containers
+/// (cgroup namespaces) and when the hierarchy is mounted somewhere unusual.
+pub fn cgroup_dir(controller: &str) -> Option<(PathBuf, CgroupVersion)> {
+    let cgroups = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut v2: Option<(PathBuf, CgroupVersion)> = None;
+    for line in mountinfo.lines() {
+        let (pre, post) = line.split_once(" - ")?;
+        let pre: Vec<&str> = pre.split(' ').collect();
+        let post: Vec<&str> = post.split(' ').collect();
+        if pre.len() < 5 || post.len() < 3 {
+            continue;
+        }
+        let (root, mnt, fstype, opts) = (pre[3], pre[4], post[0], post[2]);
+        if fstype == "cgroup" && opts.split(',').any(|o| o == controller) {
+            let own = cgroups.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+                ctrls.split(',').any(|c| c == controller).then_some(path)
+            })?;
+            return Some((join_cgroup(mnt, root, own), CgroupVersion::V1));
+        }
+        if fstype == "cgroup2" && v2.is_none() {
+            let own = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
+            let dir = join_cgroup(mnt, root, own);
+            let enabled = read_trim(Path::new(mnt).join("cgroup.controllers"))
+                .unwrap_or_default()
+                .split(' ')
+                .any(|c| c == controller);
+            if enabled || dir.join(format!("{controller}.max")).exists() {
+                v2 = Some((dir, CgroupVersion::V2));
+            }
+        }
+    }
+    v2
+}
+
+fn join_cgroup(mnt: &str, root: &str, own: &str) -> PathBuf {
+    let rel = own.strip_prefix(root).unwrap_or(own);
+    let dir = Path::new(mnt).join(rel.trim_start_matches('/'));
+    // Without a cgroup namespace the path may name a directory this mount does not show.
+    if dir.exists() {
+        dir
+    } else {
+        PathBuf::from(mnt)
+    }
+}
+
+/// The tightest of `file` from this process's cgroup up to the hierarchy's root.
+fn cgroup_limit(controller: &str, v1_file: &str, v2_file: &str) -> Option<u64> {
+    let (dir, ver) = cgroup_dir(controller)?;
+    let file = if ver == CgroupVersion::V1 { v1_file } else { v2_file };
+    let mut best: Option<u64> = None;
+    let mut d = Some(dir.as_path());
+    while let Some(p) = d {
+        match read_trim(p.join(file)) {
+            Some(v) => {
+                if let Ok(n) = v.parse::<u64>() {
+                    best = Some(best.map_or(n, |b| b.min(n)));
+                }
+            }
+            None if p != dir => break, // left the hierarchy
+            None => {}
+        }
+        d = p.parent();
+    }
+    // cgroup v1 says "no limit" with a huge number.
+    best.filter(|&n| n < (1 << 62))
+}
+
+/// The memory limit of this process's cgroup (the tightest on the way up), if any.
+pub fn cgroup_memory_limit() -> Option<u64> {
+    cgroup_limit("memory", "memory.limit_in_bytes", "memory.max")
+}
+
+/// The pids limit of this process's cgroup (the tightest on the way up), if any.
+pub fn cgroup_pids_limit() -> Option<u64> {
+    cgroup_limit("pids", "pids.max", "pids.max")
+}
+
+/// CPUs' worth of quota from the cgroup cpu controller (cfs quota / period), if limited.
+pub fn cgroup_cpu_quota() -> Option<f64> {
+    let (dir, ver) = cgroup_dir("cpu")?;
+    let (q, p) = match ver {
+        CgroupVersion::V1 => (
+            read_trim(dir.join("cpu.cfs_quota_us"))?.parse::<i64>().ok()?,
+            read_u64(dir.join("cpu.cfs_period_us"))? as i64,
+        ),
+        CgroupVersion::V2 => {
+            let s = read_trim(dir.join("cpu.max"))?;
+            let mut it = s.split(' ');
+            let q = it.next()?.parse::<i64>().ok()?; // "max" fails here: no quota
+            (q, it.next()?.parse().ok()?)
+        }
+    };
+    (q > 0 && p > 0).then(|| q as f64 / p as f64)
+}
+
+/// CPUs this process may run on (its affinity mask).
+pub fn affinity_cpus() -> usize {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    match sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|&i| set.is_set(i).unwrap_or(false))
+            .count()
+            .max(1),
+        Err(_) => super::online_cpus(),
+    }
+}
+
+/// (total, available) memory of the machine or guest, from /proc/meminfo.
+pub fn memory() -> (u64, u64) {
+    let info = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    };
+    let total = field("MemTotal:").unwrap_or(0);
+    let avail = field("MemAvailable:")
+        .or_else(|| field("MemFree:"))
+        .unwrap_or(total);
+    (total, avail)
+}
+
+/// /proc/sys/kernel/pid_max and threads-max.
+pub fn kernel_process_limits() -> (Option<u64>, Option<u64>) {
+    (
+        read_u64("/proc/sys/kernel/pid_max"),
+        read_u64("/proc/sys/kernel/threads-max"),
+    )
+}
+
+/// RLIMIT_NPROC (soft), if limited. It does not bind root.
+pub fn rlimit_nproc() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, Resource};
+    let (soft, _) = getrlimit(Resource::RLIMIT_NPROC).ok()?;
+    (soft != nix::sys::resource::RLIM_INFINITY).then_some(soft)
+}
+
+/// Aggregate CPU ticks since boot from /proc/stat (the `cpu` line), for steal time.
+pub fn cpu_ticks() -> Option<CpuTicks> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest is in user.
+    Some(CpuTicks {
+        total: v.iter().take(8).sum(),
+        steal: *v.get(7)?,
+    })
+}
+
+/// The kernel's count of OOM kills since boot (/proc/vmstat oom_kill), to tell an OOM kill
+/// from any other SIGKILL.
+pub fn oom_kills() -> Option<u64> {
+    let s = fs::read_to_string("/proc/vmstat").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Asks the kernel to kill this process when its parent dies. Returns false if the parent
+/// is already gone.
+pub fn die_with_parent(parent: nix::unistd::Pid) -> bool {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; no pointers.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    nix::unistd::getppid() == parent
+}
+
+/// Makes this process the reaper of its orphaned descendants, so that a worker's own
+/// children come back to the supervisor to be killed and reaped. Best effort.
+pub fn become_subreaper() {
+    // SAFETY: plain integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+}
+
+/// Sets this process's OOM score adjustment (-1000..=1000). Lowering needs privilege, so it
+/// is best effort and reports whether it took.
+pub fn set_oom_score_adj(v: i32) -> bool {
+    fs::write("/proc/self/oom_score_adj", v.to_string()).is_ok()
+}
+
+/// Kernel name and release: ("linux", "6.1.0-...").
+pub fn kernel() -> (&'static str, String) {
+    let rel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    ("linux", rel)
+}
+
+/// Evidence of running inside a VM: (hypervisor name, evidence lines).
+pub fn vm_evidence() -> (Option<String>, Vec<String>) {
+    let mut ev = Vec::new();
+    let mut name = None;
+    if let Some(id) = super::cpuid_hypervisor() {
+        ev.push(format!("cpuid hypervisor bit set, vendor \"{id}\""));
+        name = Some(hypervisor_name(&id));
+    }
+    if let Some(t) = read_trim("/sys/hypervisor/type") {
+        ev.push(format!("/sys/hypervisor/type is \"{t}\""));
+        name.get_or_insert(t);
+    }
+    for f in ["sys_vendor", "product_name", "bios_vendor"] {
+        if let Some(v) = read_trim(format!("/sys/class/dmi/id/{f}")) {
+            if let Some(n) = dmi_vm_name(&v) {
+                ev.push(format!("DMI {f} is \"{v}\""));
+                name.get_or_insert(n.to_string());
+            }
+        }
+    }
+    if Path::new("/proc/device-tree/hypervisor").exists() {
+        ev.push("device tree has a hypervisor node".into());
+        name.get_or_insert("hypervisor".into());
+    }
+    if let Ok(c) = fs::read("/proc/device-tree/compatible") {
+        let c = String::from_utf8_lossy(&c).replace('\0', " ");
+        if c.contains("linux,dummy-virt") || c.contains("qemu") {
+            ev.push(format!("device tree compatible is \"{}\"", c.trim()));
+            name.get_or_insert("qemu".into());
+        }
+    }
+    (name, ev)
+}
+
+fn hypervisor_name(cpuid_vendor: &str) -> String {
+    match cpuid_vendor {
+        "KVMKVMKVM" => "kvm",
+        "TCGTCGTCGTCG" => "qemu",
+        "VMwareVMware" => "vmware",
+        "XenVMMXenVMM" => "xen",
+        "Microsoft Hv" => "hyper-v",
+        "VBoxVBoxVBox" => "virtualbox",
+        "bhyve bhyve" => "bhyve",
+        "ACRNACRNACRN" => "acrn",
+        _ => return cpuid_vendor.to_lowercase(),
+    }
+    .into()
+}
+
+fn dmi_vm_name(v: &str) -> Option<&'static str> {
+    let l = v.to_lowercase();
+    [
+        ("qemu", "qemu"),
+        ("kvm", "kvm"),
+        ("vmware", "vmware"),
+        ("virtualbox", "virtualbox"),
+        ("innotek", "virtualbox"),
+        ("xen", "xen"),
+        ("amazon ec2", "amazon"),
+        ("google compute engine", "google"),
+        ("bochs", "bochs"),
+        ("parallels", "parallels"),
+        ("bhyve", "bhyve"),
+        ("openstack", "openstack"),
+        ("virtual machine", "hyper-v"),
+    ]
+    .iter()
+    .find(|(k, _)| l.contains(k))
+    .map(|(_, n)| *n)
+}
+
+/// Evidence of running inside a container: (technology, evidence lines).
+pub fn container_evidence() -> (Option<String>, Vec<String>) {
+    let mut ev = Vec::new();
+    let mut name = None;
+    if Path::new("/.dockerenv").exists() {
+        ev.push("/.dockerenv exists".into());
+        name = Some("docker".to_string());
+    }
+    if Path::new("/run/.containerenv").exists() {
+        ev.push("/run/.containerenv exists".into());
+        name.get_or_insert("podman".into());
+    }
+    if let Ok(env) = fs::read("/proc/1/environ") {
+        for var in env.split(|&b| b == 0) {
+            if let Some(v) = var.strip_prefix(b"container=") {
+                let v = String::from_utf8_lossy(v).into_owned();
+                ev.push(format!("PID 1 has container={v}"));
+                name.get_or_insert(v);
+            }
+        }
+    }
+    if let Some(cg) = read_trim("/proc/1/cgroup") {
+        for key in ["docker", "kubepods", "lxc", "containerd", "libpod", "garden"] {
+            if cg.contains(key) {
+                ev.push(format!("PID 1's cgroup names {key}"));
+                name.get_or_insert(key.into());
+                break;
+            }
+        }
+    }
+    if let Some(comm) = read_trim("/proc/1/comm") {
+        const INITS: [&str; 7] = ["init", "systemd", "openrc-init", "runit", "s6-svscan", "launchd", "busybox"];
+        if std::process::id() == 1 {
+            // We are PID 1 ourselves: a container entry point.
+            ev.push("this process is PID 1".into());
+            name.get_or_insert("unknown".into());
+        } else if !INITS.contains(&comm.as_str()) {
+            ev.push(format!("PID 1 is \"{comm}\", not an init system"));
+            name.get_or_insert("unknown".into());
+        }
+    }
+    (name, ev)
+}
+
+/// Linux has no zones.
+pub fn zone_name() -> Option<String> {
+    None
+}

@@ -1,0 +1,109 @@
+//! What a worker process sees: when to stop, where to count.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use nix::errno::Errno;
+use nix::unistd::{ForkResult, Pid};
+
+use crate::shm::{Shared, Slot, ERRNOS};
+use crate::{sys, time};
+
+/// The handle a stressor's `work` gets, in its own process.
+pub struct Worker<'a> {
+    /// The worker's number, 0-based; a respawned worker keeps its number.
+    pub index: usize,
+    /// How many times this slot was respawned.
+    pub generation: u32,
+    /// The run's seed mixed with the worker's number and generation.
+    pub seed: u64,
+    shared: &'a Shared,
+    parent: Pid,
+    checks: u32,
+    ready: bool,
+}
+
+impl<'a> Worker<'a> {
+    pub(crate) fn new(index: usize, generation: u32, seed: u64, shared: &'a Shared, parent: Pid) -> Self {
+        let seed = seed
+            ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (generation as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        Self { index, generation, seed, shared, parent, checks: 0, ready: false }
+    }
+
+    /// True while the worker should go on. Cheap enough for every loop iteration: one atomic
+    /// load, and one getppid() every 64 calls, which notices a supervisor (or, in a process
+    /// tree, a parent) that died even where PDEATHSIG does not exist.
+    #[inline]
+    pub fn running(&mut self) -> bool {
+        if !self.ready {
+            self.ready = true;
+            let _ = self.slot().ready_ns.compare_exchange(0, time::mono_ns(), Relaxed, Relaxed);
+        }
+        if self.shared.header().stop.load(Relaxed) != 0 {
+            return false;
+        }
+        self.checks = self.checks.wrapping_add(1);
+        !(self.checks % 64 == 0 && nix::unistd::getppid() != self.parent)
+    }
+
+    fn slot(&self) -> &Slot {
+        self.shared.slot(self.index)
+    }
+
+    /// Adds `n` to metric `m` (an index into the stressor's `metrics()`).
+    #[inline]
+    pub fn add(&self, m: usize, n: u64) {
+        self.slot().counters[m].fetch_add(n, Relaxed);
+    }
+
+    /// Sets metric `m` (a gauge) to `v`.
+    #[inline]
+    pub fn set(&self, m: usize, v: u64) {
+        self.slot().counters[m].store(v, Relaxed);
+    }
+
+    /// The current value of metric `m` in this worker's slot.
+    pub fn get(&self, m: usize) -> u64 {
+        self.slot().counters[m].load(Relaxed)
+    }
+
+    /// Counts an error by its errno; the report lists them by name.
+    pub fn errno(&self, e: Errno) {
+        let i = (e as i32).clamp(0, ERRNOS as i32 - 1) as usize;
+        self.shared.header().errnos[i].fetch_add(1, Relaxed);
+    }
+
+    /// A run-wide word shared by every process of the run (`0..GLOBALS`).
+    pub fn global(&self, i: usize) -> &AtomicU64 {
+        &self.shared.header().globals[i]
+    }
+
+    /// Forks a child of this worker (a fork bomb's offspring). The child dies with its
+    /// parent, and its `running()` watches its own parent. Counting and caps are the
+    /// caller's.
+    pub fn fork(&mut self) -> nix::Result<ForkResult> {
+        let me = nix::unistd::getpid();
+        // SAFETY: workers are single-threaded processes.
+        let r = unsafe { nix::unistd::fork() }?;
+        if let ForkResult::Child = r {
+            self.parent = me;
+            if !sys::die_with_parent(me) {
+                // SAFETY: leaving a child whose parent is already gone.
+                unsafe { libc::_exit(0) };
+            }
+        }
+        Ok(r)
+    }
+
+    /// Sleeps up to `d`, waking early (within 50 ms) when the run is told to stop.
+    pub fn sleep(&mut self, d: std::time::Duration) {
+        let end = std::time::Instant::now() + d;
+        loop {
+            let now = std::time::Instant::now();
+            if now >= end || !self.running() {
+                return;
+            }
+            std::thread::sleep((end - now).min(std::time::Duration::from_millis(50)));
+        }
+    }
+}
