@@ -26,6 +26,8 @@ pub mod signals;
 pub mod stressor;
 pub mod supervisor;
 pub mod sys;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod time;
 pub mod units;
 pub mod worker;

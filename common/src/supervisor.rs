@@ -98,6 +98,8 @@ pub struct WorkerCounts {
     pub respawned: u64,
     /// Seconds from the start until every first-generation worker was in its loop.
     pub ready_s: Option<f64>,
+    /// Seconds from the start to the first OOM kill of a worker.
+    pub first_oom_s: Option<f64>,
 }
 
 /// One per-second sample: seconds since the start and every metric's value (totals
@@ -297,9 +299,7 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
         })
         .collect();
     errors.sort_by(|a, b| b.1.cmp(&a.1));
-    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
-        .map(|u| tv(u.user_time()) + tv(u.system_time()))
-        .unwrap_or(0.0);
+    let usage = sys::children_cpu_s();
     let steal = match (ticks0, sys::cpu_ticks()) {
         (Some(a), Some(b)) if b.total > a.total => {
             let st = b.steal.saturating_sub(a.steal) as f64;
@@ -336,10 +336,6 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
         left_behind,
         orphans_reaped: run.orphans,
     })
-}
-
-fn tv(t: nix::sys::time::TimeVal) -> f64 {
-    t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6
 }
 
 fn flush_stdio() {
@@ -436,6 +432,13 @@ impl<S: Stressor> Run<'_, S> {
                 }
                 continue;
             };
+            // A dead worker holds nothing: its gauges (resident bytes, live children) drop
+            // to zero; its totals stay.
+            for (m, metric) in self.stressor.metrics().iter().enumerate() {
+                if metric.kind == Kind::Gauge {
+                    self.shared.slot(index).counters[m].store(0, Relaxed);
+                }
+            }
             let mut oom = false;
             match status {
                 EndStatus::Exited(0) => self.counts.exited += 1,
@@ -445,6 +448,9 @@ impl<S: Stressor> Run<'_, S> {
                     if sig == Signal::SIGKILL && !self.tearing_down && self.took_oom_kill() {
                         oom = true;
                         self.counts.oom_killed += 1;
+                        self.counts
+                            .first_oom_s
+                            .get_or_insert(self.start.elapsed().as_secs_f64());
                     }
                 }
             }

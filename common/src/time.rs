@@ -13,9 +13,12 @@ pub fn mono_ns() -> u64 {
 
 /// CPU time this process has used (user + system), in nanoseconds.
 pub fn process_cpu_ns() -> u64 {
-    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
-        .expect("CLOCK_PROCESS_CPUTIME_ID is always there");
-    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    // libc, not nix: nix has no CLOCK_PROCESS_CPUTIME_ID on illumos.
+    // SAFETY: a zeroed timespec is a valid out-parameter.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: clock_gettime writes into `t`.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
 /// `2026-11-24T00:07:18.123Z`

@@ -35,18 +35,14 @@ pub fn affinity_cpus() -> usize {
 
 /// (total, available) physical memory from sysconf.
 pub fn memory() -> (u64, u64) {
-    use nix::unistd::{sysconf, SysconfVar};
     let page = super::page_size() as u64;
-    let pages = |v| sysconf(v).ok().flatten().filter(|&n| n > 0).map(|n| n as u64);
-    let total = pages(SysconfVar::_PHYS_PAGES).unwrap_or(0) * page;
-    let avail = pages(SysconfVar::_AVPHYS_PAGES).map(|p| p * page).unwrap_or(total);
+    let total = super::sysconf(libc::_SC_PHYS_PAGES).unwrap_or(0) * page;
+    let avail = super::sysconf(libc::_SC_AVPHYS_PAGES).map_or(total, |p| p * page);
     (total, avail)
 }
 
 pub fn kernel_process_limits() -> (Option<u64>, Option<u64>) {
-    use nix::unistd::{sysconf, SysconfVar};
-    let child_max = sysconf(SysconfVar::CHILD_MAX).ok().flatten().map(|n| n as u64);
-    (child_max, None)
+    (super::sysconf(libc::_SC_CHILD_MAX), None)
 }
 
 /// illumos has no RLIMIT_NPROC.

@@ -22,34 +22,39 @@ pub struct CpuTicks {
     pub steal: u64,
 }
 
+/// A sysconf value, if the system knows it (libc, since nix lacks several on illumos).
+pub fn sysconf(name: libc::c_int) -> Option<u64> {
+    // SAFETY: sysconf takes an integer and returns one.
+    let v = unsafe { libc::sysconf(name) };
+    (v > 0).then_some(v as u64)
+}
+
 /// Clock ticks per second (USER_HZ), for [`CpuTicks`].
 pub fn ticks_per_second() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .filter(|&t| t > 0)
-        .map(|t| t as u64)
-        .unwrap_or(100)
+    sysconf(libc::_SC_CLK_TCK).unwrap_or(100)
 }
 
 /// CPUs online on the machine (not what this process may use: see `usable_cpus`).
 pub fn online_cpus() -> usize {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
-        .ok()
-        .flatten()
-        .filter(|&n| n > 0)
-        .map(|n| n as usize)
-        .unwrap_or(1)
+    sysconf(libc::_SC_NPROCESSORS_ONLN).unwrap_or(1) as usize
 }
 
 /// Memory page size in bytes.
 pub fn page_size() -> usize {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .filter(|&n| n > 0)
-        .map(|n| n as usize)
-        .unwrap_or(4096)
+    sysconf(libc::_SC_PAGESIZE).unwrap_or(4096) as usize
+}
+
+/// User + system CPU seconds of every child (and their reaped descendants) this process
+/// has waited for.
+pub fn children_cpu_s() -> f64 {
+    // SAFETY: a zeroed rusage is a valid out-parameter.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into `u`.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 /// Free bytes for an unprivileged writer on the filesystem that holds `path` (statvfs).

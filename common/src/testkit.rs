@@ -1,0 +1,308 @@
+//! Helpers for the integration tests that drive the real binaries (feature `testkit`, used
+//! only as a dev-dependency).
+//!
+//! - The binary under test is the one cargo built (`CARGO_BIN_EXE_<name>`), or the one in
+//!   `$MISBEHAVE_BIN_DIR` (say, the aarch64 musl build), run through `$MISBEHAVE_RUNNER`
+//!   (say, `qemu-aarch64-static`) when that is set.
+//! - Every process a test starts carries `MISBEHAVE_TEST_TAG=<unique>` in its environment,
+//!   and so does everything it forks: [`live_tagged`] finds the run's processes from outside,
+//!   whatever their names or parents, and [`Running`]'s drop kills whatever is left, also
+//!   when the test fails.
+//! - [`Cgroup`] makes a cgroup of the test's own under this process's cgroup (v1 or v2),
+//!   puts the binary in it before it starts, and removes it afterwards.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+#[derive(Debug, Clone)]
+pub struct Bin {
+    pub exe: PathBuf,
+    pub runner: Option<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Bin {
+    /// `Bin::new("cpubomb", env!("CARGO_BIN_EXE_cpubomb"))`
+    pub fn new(name: &str, cargo_exe: &str) -> Self {
+        let exe = match std::env::var_os("MISBEHAVE_BIN_DIR") {
+            Some(d) => Path::new(&d).join(name),
+            None => PathBuf::from(cargo_exe),
+        };
+        let runner = std::env::var("MISBEHAVE_RUNNER").ok().filter(|r| !r.is_empty());
+        Bin { exe, runner, env: Vec::new() }
+    }
+
+    /// The same binary with one more environment variable set.
+    pub fn with_env(&self, k: &str, v: &str) -> Self {
+        let mut b = self.clone();
+        b.env.push((k.into(), v.into()));
+        b
+    }
+
+    /// True when the binary runs under emulation (slower: be lenient with timings).
+    pub fn emulated(&self) -> bool {
+        self.runner.is_some()
+    }
+
+    fn command(&self, args: &[&str], tag: &str) -> Command {
+        let mut c = match &self.runner {
+            Some(r) => {
+                let mut c = Command::new(r);
+                c.arg(&self.exe);
+                c
+            }
+            None => Command::new(&self.exe),
+        };
+        c.args(args)
+            .env("MISBEHAVE_TEST_TAG", tag)
+            .env_remove("NO_COLOR")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// Starts the binary; the returned handle kills all it left when dropped.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        self.spawn_in(args, None)
+    }
+
+    /// Starts the binary inside `cgroup` (it is moved there before it runs).
+    pub fn spawn_in(&self, args: &[&str], cgroup: Option<&Cgroup>) -> Running {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let tag = format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let mut cmd = self.command(args, &tag);
+        if let Some(cg) = cgroup {
+            let procs = std::ffi::CString::new(cg.procs_file().to_string_lossy().as_bytes()).unwrap();
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec only async-signal-safe calls (open, write, close).
+            unsafe {
+                cmd.pre_exec(move || {
+                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                    libc::close(fd);
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", self.exe.display()));
+        Running { child: Some(child), tag, started: Instant::now() }
+    }
+
+    /// Runs the binary to the end (killed after `timeout`).
+    pub fn run(&self, args: &[&str], timeout: Duration) -> Output {
+        self.spawn(args).wait(timeout)
+    }
+}
+
+/// What a finished run left.
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub tag: String,
+}
+
+impl Output {
+    /// The JSON report on stdout.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("stdout is not a JSON report ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
+    }
+}
+
+/// A running binary. Dropping it SIGKILLs every process that carries its tag.
+pub struct Running {
+    child: Option<Child>,
+    pub tag: String,
+    pub started: Instant,
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(self.pid(), sig) };
+    }
+
+    /// Waits for the end (SIGKILL after `timeout`) and collects its output.
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        let mut child = self.child.take().expect("not waited yet");
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let t_out = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let elapsed = self.started.elapsed();
+        use std::os::unix::process::ExitStatusExt;
+        Output {
+            code: status.code(),
+            signal: status.signal(),
+            stdout: t_out.join().unwrap(),
+            stderr: t_err.join().unwrap(),
+            elapsed,
+            tag: self.tag.clone(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        kill_tagged(&self.tag);
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Processes (not zombies) whose environment carries `MISBEHAVE_TEST_TAG=tag`.
+pub fn live_tagged(tag: &str) -> Vec<i32> {
+    let needle = format!("MISBEHAVE_TEST_TAG={tag}");
+    let mut found = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        if !env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+        if !matches!(state, Some('Z') | Some('X') | None) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Polls until no tagged process is left; the time it took, or those still there.
+pub fn wait_until_gone(tag: &str, within: Duration) -> Result<Duration, Vec<i32>> {
+    let t0 = Instant::now();
+    loop {
+        let left = live_tagged(tag);
+        if left.is_empty() {
+            return Ok(t0.elapsed());
+        }
+        if t0.elapsed() > within {
+            return Err(left);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// SIGKILLs every tagged process, a few rounds (a fork bomb keeps forking).
+pub fn kill_tagged(tag: &str) {
+    for _ in 0..50 {
+        let left = live_tagged(tag);
+        if left.is_empty() {
+            return;
+        }
+        for p in left {
+            // SAFETY: sending a signal; the pid carries our tag.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A cgroup of the test's own, under this process's cgroup for `controller` (v1 or v2).
+/// Removed on drop, after killing anything still inside.
+pub struct Cgroup {
+    pub dir: PathBuf,
+    pub v2: bool,
+}
+
+impl Cgroup {
+    /// None where no writable hierarchy for `controller` exists (the test should say it
+    /// skipped, and why).
+    pub fn new(controller: &str, name: &str) -> Option<Self> {
+        let (own, ver) = crate::sys::cgroup_dir(controller)?;
+        let v2 = ver == crate::sys::CgroupVersion::V2;
+        let dir = own.join(format!("misbehave-test-{name}-{}", std::process::id()));
+        if v2 {
+            // Children need the controller enabled in the parent's subtree_control.
+            let _ = std::fs::write(own.join("cgroup.subtree_control"), format!("+{controller}"));
+        }
+        std::fs::create_dir(&dir).ok()?;
+        Some(Cgroup { dir, v2 })
+    }
+
+    pub fn set(&self, file: &str, value: &str) {
+        std::fs::write(self.dir.join(file), value)
+            .unwrap_or_else(|e| panic!("writing {value} to {}/{file}: {e}", self.dir.display()));
+    }
+
+    pub fn get(&self, file: &str) -> String {
+        std::fs::read_to_string(self.dir.join(file)).unwrap_or_default().trim().to_string()
+    }
+
+    pub fn get_u64(&self, file: &str) -> u64 {
+        self.get(file).parse().unwrap_or(0)
+    }
+
+    pub fn procs_file(&self) -> PathBuf {
+        self.dir.join("cgroup.procs")
+    }
+
+    /// Pids in the cgroup now.
+    pub fn procs(&self) -> Vec<i32> {
+        self.get("cgroup.procs").lines().filter_map(|l| l.parse().ok()).collect()
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        for _ in 0..200 {
+            let procs = self.procs();
+            for p in &procs {
+                // SAFETY: sending a signal to a process inside the test's own cgroup.
+                unsafe { libc::kill(*p, libc::SIGKILL) };
+            }
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!("warning: could not remove test cgroup {}", self.dir.display());
+    }
+}
