@@ -144,6 +144,11 @@ pub struct RunData {
     pub steal: Option<(f64, f64)>,
     /// Processes of the run still there when teardown gave up (0 in every sane run).
     pub left_behind: u64,
+    /// CLOCK_MONOTONIC ns at the start ([`crate::time::mono_ns`]): what a stamp a worker
+    /// left in a global word is relative to.
+    pub start_ns: u64,
+    /// The run-wide words ([`Worker::global`]) as they stood at the end.
+    pub globals: Vec<u64>,
     /// Descendants that were not workers (a fork bomb's children) reaped by the supervisor.
     pub orphans_reaped: u64,
 }
@@ -334,6 +339,10 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
         cpu_s: usage,
         steal,
         left_behind,
+        start_ns: run.start_ns,
+        globals: (0..crate::shm::GLOBALS)
+            .map(|i| shared.header().globals[i].load(Relaxed))
+            .collect(),
         orphans_reaped: run.orphans,
     })
 }

@@ -111,3 +111,9 @@ pub fn zone_name() -> Option<String> {
     }
     None
 }
+
+/// No transparent huge pages to ask for here (illumos picks large pages by itself, and
+/// MADV_HUGEPAGE does not exist): does nothing and says so.
+pub fn advise_hugepages(_mem: &mut [u8]) -> Result<(), String> {
+    Err("transparent huge pages are Linux-only; nothing was asked for".into())
+}
