@@ -1,0 +1,544 @@
+//! `forkbomb`: the isolation paper's fork test. It "continuously creates processes in an
+//! attempt to overwhelm the system", with a cap that holds and a teardown that finishes.
+//!
+//! Modes:
+//! - `classic`: every process keeps forking and so do its children: growth is exponential
+//!   until the cap (or the process table) is full, then every process keeps trying.
+//! - `churn`: each worker forks children that exit at once, as fast as it can: the
+//!   fork/exit rate is the load.
+//! - `hold`: grow like `classic` up to the cap, then sleep: a full process table that
+//!   costs no CPU.
+//!
+//! The cap (`--max-procs`) counts every process of the run: the supervisor, the process
+//! group's leader, the workers and everything they fork. It holds as root, where
+//! RLIMIT_NPROC binds nothing: a run-wide counter in shared memory is raised with
+//! compare-and-swap *before* each fork and lowered only once a child has been reaped, so the
+//! number of live processes never exceeds it. Where a pids cgroup of the run's own can be
+//! made under this process's (Linux), it is set to the same cap as a second line.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use nix::errno::Errno;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+use serde_json::{Map, Value};
+
+use common::{CommonArgs, Host, Metric, Report, RunData, Stressor, Unit, Worker, OPS};
+
+/// How the bomb behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// every process keeps forking, children too, until the table or the cap is full; then
+    /// they keep trying
+    Classic,
+    /// fork children that exit at once, as fast as possible
+    Churn,
+    /// fill up to the cap, then sleep
+    Hold,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Classic => "classic",
+            Mode::Churn => "churn",
+            Mode::Hold => "hold",
+        }
+    }
+}
+
+/// Fork processes until the guest's process table (or the cap) is full.
+#[derive(Debug, Parser)]
+#[command(name = "forkbomb", version, after_long_help = concat!("
+Examples:
+  forkbomb                          the paper's fork bomb for 60s, capped by what the guest allows
+  forkbomb --max-procs 500 -t 30s   at most 500 live processes of this run, for 30 seconds
+  forkbomb --mode churn -t 10 --json > fork.json
+                                    forks/s: children that exit at once
+  forkbomb --mode hold --max-procs 10000 -t 1m
+                                    fill to 10,000 processes, then sleep
+  forkbomb --dry-run                show the plan: the cap and where it comes from
+
+The cap:
+  --max-procs counts every process of the run (supervisor, group leader, workers, and all
+  they fork). It holds also as root: a shared counter is raised before each fork and
+  lowered after a child is reaped; on Linux a pids cgroup of the run's own, set to the
+  same number, backs it up when one can be made. Default: the tightest of the pids cgroup
+  limit, pid_max and threads-max, minus a margin (32, or a quarter of a tiny limit) for the
+  rest of the guest. A --max-procs above that is cut to it, and the plan says so.
+", common::help_footer!()), after_help = "See --help for examples, the cap, units, safety and exit codes.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// How the bomb behaves
+    #[arg(short, long, value_enum, default_value_t = Mode::Classic, help_heading = "Stress")]
+    pub mode: Mode,
+
+    /// Most live processes of this run, itself included [default: what the guest allows]
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(4..=(1u64 << 32)),
+          help_heading = "Stress")]
+    pub max_procs: Option<u64>,
+}
+
+/// Processes of the run that are not forked by the bomb: the supervisor and the leader of
+/// the process group.
+pub const OVERHEAD: u64 = 2;
+
+/// What the default cap leaves to the rest of the guest.
+pub fn margin(limit: u64) -> u64 {
+    32.min(limit / 4)
+}
+
+/// The plan.
+#[derive(Debug, Clone)]
+pub struct ForkBomb {
+    pub mode: Mode,
+    pub workers: usize,
+    /// Most live processes of the run, every one counted.
+    pub max_procs: u64,
+    /// Where `max_procs` comes from.
+    pub source: String,
+    /// Set when a --max-procs above what the host allows was cut.
+    pub note: Option<String>,
+    pub host_max: Option<u64>,
+    /// The run's own pids cgroup, once `prepare` made it.
+    cgroup: Option<PathBuf>,
+    cgroup_note: String,
+    cgroup_max_hits: Option<u64>,
+}
+
+impl ForkBomb {
+    /// Processes the workers may fork between them (the shared counter's ceiling).
+    pub fn budget(&self) -> u64 {
+        self.max_procs - OVERHEAD - self.workers as u64
+    }
+}
+
+/// Metric indices.
+const ATTEMPTS: usize = 1;
+const FAILURES: usize = 2;
+const CAPPED: usize = 3;
+const LIVE: usize = 4;
+static METRICS: [Metric; 5] = [
+    OPS,
+    Metric::total("forks_attempted", Unit::Count),
+    Metric::total("fork_failures", Unit::Count),
+    Metric::total("cap_waits", Unit::Count),
+    Metric::gauge("live_procs", Unit::Count),
+];
+
+/// Run-wide shared words.
+/// Processes forked by the bomb, alive or reserved (raised before the fork).
+const G_FORKED: usize = 0;
+/// The highest G_FORKED a successful fork reached.
+const G_PEAK: usize = 1;
+/// CLOCK_MONOTONIC ns when G_PEAK was last raised.
+const G_PEAK_NS: usize = 2;
+/// CLOCK_MONOTONIC ns when the budget was first full.
+const G_FULL_NS: usize = 3;
+
+impl common::Command for Cli {
+    type Stressor = ForkBomb;
+
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+
+    fn plan(&self, host: &Host) -> common::Result<ForkBomb> {
+        let l = &host.limits;
+        let host_max = l.processes_max;
+        let allowed = host_max.map(|m| m - margin(m));
+        let which = || {
+            let mut why = Vec::new();
+            for (name, v) in [
+                ("pids cgroup", l.pids_cgroup_max),
+                ("pid_max", l.pid_max),
+                ("threads-max", l.threads_max),
+            ] {
+                if v.is_some() && v == host_max {
+                    why.push(name);
+                }
+            }
+            if why.is_empty() {
+                why.push("RLIMIT_NPROC");
+            }
+            why.join(", ")
+        };
+        let (max_procs, source, note) = match (self.max_procs, allowed, host_max) {
+            (Some(n), Some(a), Some(h)) if n > a => (
+                a,
+                "--max-procs, cut to what the host allows".to_string(),
+                Some(format!(
+                    "--max-procs {n} cut to {a}: the host allows {h} processes ({}) and {} are left to the rest of it",
+                    which(),
+                    h - a
+                )),
+            ),
+            (Some(n), _, _) => (n, "--max-procs".to_string(), None),
+            (None, Some(a), Some(h)) => (a, format!("host: {h} ({}) minus {}", which(), h - a), None),
+            (None, _, _) => (1 << 22, "no host limit known: 4194304, Linux's highest pid_max".to_string(), None),
+        };
+        let room = max_procs.saturating_sub(OVERHEAD + 1) as usize;
+        let workers = match self.common.workers {
+            Some(w) if w > room => {
+                return Err(common::Error::usage(format!(
+                    "{w} workers do not fit in {max_procs} processes: the cap counts the supervisor, the group leader and every worker; give --max-procs at least {} or fewer workers",
+                    w as u64 + OVERHEAD + 1
+                )))
+            }
+            Some(w) => w,
+            None => host.cpus.usable.min(room).max(1),
+        };
+        if room == 0 {
+            return Err(common::Error::usage(format!(
+                "--max-procs {max_procs} leaves no room to fork: the host allows too few processes"
+            )));
+        }
+        if let Some(n) = &note {
+            if !self.common.quiet && !self.common.dry_run {
+                eprintln!("forkbomb: note: {n}");
+            }
+        }
+        Ok(ForkBomb {
+            mode: self.mode,
+            workers,
+            max_procs,
+            source,
+            note,
+            host_max,
+            cgroup: None,
+            cgroup_note: String::new(),
+            cgroup_max_hits: None,
+        })
+    }
+}
+
+/// Where a process stands in the bomb.
+struct Proc {
+    /// A worker (started by the supervisor) rather than one of its descendants.
+    worker: bool,
+    /// Children not yet reaped.
+    children: u64,
+    /// The parent a descendant watches.
+    parent: Pid,
+}
+
+impl ForkBomb {
+    fn forked<'w>(&self, w: &'w Worker) -> &'w AtomicU64 {
+        w.global(G_FORKED)
+    }
+
+    /// Takes one place under the cap; false when the cap is full.
+    #[inline]
+    fn reserve(&self, w: &Worker) -> Option<u64> {
+        let g = self.forked(w);
+        let budget = self.budget();
+        let mut cur = g.load(Relaxed);
+        loop {
+            if cur >= budget {
+                return None;
+            }
+            match g.compare_exchange_weak(cur, cur + 1, AcqRel, Relaxed) {
+                Ok(_) => return Some(cur + 1),
+                Err(v) => cur = v,
+            }
+        }
+    }
+
+    #[inline]
+    fn release(&self, w: &Worker, n: u64) {
+        if n > 0 {
+            self.forked(w).fetch_sub(n, AcqRel);
+        }
+    }
+
+    /// After a successful fork that brought the count to `n`: the peak and the gauge.
+    #[inline]
+    fn note_fork(&self, w: &Worker, n: u64) {
+        w.add(0, 1);
+        let peak = w.global(G_PEAK);
+        if n > peak.load(Relaxed) && peak.fetch_max(n, Relaxed) < n {
+            let t = common::time::mono_ns();
+            w.global(G_PEAK_NS).fetch_max(t, Relaxed);
+            if n >= self.budget() {
+                let _ = w.global(G_FULL_NS).compare_exchange(0, t, Relaxed, Relaxed);
+            }
+        }
+        self.publish(w);
+    }
+
+    /// The run-wide live count, into the gauge of slot 0 only (the supervisor sums slots).
+    #[inline]
+    fn publish(&self, w: &Worker) {
+        if w.index == 0 {
+            let live = OVERHEAD + self.workers as u64 + self.forked(w).load(Relaxed);
+            w.set(LIVE, live);
+        }
+    }
+
+    /// Reaps ended children without waiting; frees their places under the cap.
+    fn reap(&self, w: &Worker, p: &mut Proc) {
+        let mut n = 0;
+        while p.children > 0 {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(_) => {
+                    p.children -= 1;
+                    n += 1;
+                }
+                Err(Errno::EINTR) => continue,
+                Err(_) => {
+                    // No child left to wait for (ECHILD): what we counted is gone.
+                    n += p.children;
+                    p.children = 0;
+                }
+            }
+        }
+        self.release(w, n);
+        if n > 0 {
+            self.publish(w);
+        }
+    }
+
+    /// True while this process should go on: the run's stop flag, and (for descendants, as
+    /// a check of our own that does not wait for `running()`'s every-64th call) the parent.
+    #[inline]
+    fn alive(&self, w: &mut Worker, p: &Proc) -> bool {
+        w.running() && (p.worker || nix::unistd::getppid() == p.parent)
+    }
+
+    /// classic and hold: fork, and let every child do the same.
+    fn bomb(&self, w: &mut Worker, hold: bool) {
+        let mut p = Proc {
+            worker: true,
+            children: 0,
+            parent: nix::unistd::getppid(),
+        };
+        let mut spins = 0u32;
+        while w.running() {
+            let Some(n) = self.reserve(w) else {
+                w.add(CAPPED, 1);
+                if hold {
+                    break;
+                }
+                spins = spins.wrapping_add(1);
+                if spins % 64 == 0 {
+                    self.reap(w, &mut p);
+                }
+                std::thread::yield_now();
+                continue;
+            };
+            w.add(ATTEMPTS, 1);
+            match w.fork() {
+                Ok(ForkResult::Child) => {
+                    p = Proc {
+                        worker: false,
+                        children: 0,
+                        parent: nix::unistd::getppid(),
+                    };
+                    spins = 0;
+                }
+                Ok(ForkResult::Parent { .. }) => {
+                    p.children += 1;
+                    self.note_fork(w, n);
+                }
+                Err(e) => {
+                    self.release(w, 1);
+                    w.add(FAILURES, 1);
+                    w.errno(e);
+                    if hold && matches!(e, Errno::EAGAIN | Errno::ENOMEM) {
+                        // The table (or memory) is full before the cap: that is the hold.
+                        break;
+                    }
+                    self.reap(w, &mut p);
+                    std::thread::yield_now();
+                }
+            }
+        }
+        if hold {
+            self.hold(w, &mut p);
+        }
+    }
+
+    /// Sleeps while the run lasts. Workers wake often enough to return within the grace;
+    /// descendants wake once a second (thousands of them) and are killed by teardown.
+    fn hold(&self, w: &mut Worker, p: &mut Proc) {
+        if p.worker {
+            while w.running() {
+                w.sleep(Duration::from_millis(200));
+                self.reap(w, p);
+                self.publish(w);
+            }
+        } else {
+            while self.alive(w, p) {
+                std::thread::sleep(Duration::from_secs(1));
+                self.reap(w, p);
+            }
+        }
+    }
+
+    /// churn: fork a child that exits at once, reap it, again.
+    fn churn(&self, w: &mut Worker) {
+        while w.running() {
+            let Some(n) = self.reserve(w) else {
+                w.add(CAPPED, 1);
+                std::thread::yield_now();
+                continue;
+            };
+            w.add(ATTEMPTS, 1);
+            // SAFETY: the child calls only _exit; the worker is single-threaded.
+            match unsafe { nix::unistd::fork() } {
+                Ok(ForkResult::Child) => {
+                    // SAFETY: leave at once, touching nothing.
+                    unsafe { libc::_exit(0) }
+                }
+                Ok(ForkResult::Parent { child }) => {
+                    self.note_fork(w, n);
+                    loop {
+                        match waitpid(child, None) {
+                            Err(Errno::EINTR) => continue,
+                            _ => break,
+                        }
+                    }
+                    self.release(w, 1);
+                }
+                Err(e) => {
+                    self.release(w, 1);
+                    w.add(FAILURES, 1);
+                    w.errno(e);
+                    std::thread::yield_now();
+                }
+            }
+        }
+        self.publish(w);
+    }
+}
+
+impl Stressor for ForkBomb {
+    const NAME: &'static str = "forkbomb";
+
+    fn metrics(&self) -> &'static [Metric] {
+        &METRICS
+    }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn params(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("mode".into(), self.mode.name().into());
+        m.insert("max_procs".into(), self.max_procs.into());
+        m.insert("max_procs_source".into(), self.source.clone().into());
+        if let Some(n) = &self.note {
+            m.insert("max_procs_note".into(), n.clone().into());
+        }
+        m.insert("fork_budget".into(), self.budget().into());
+        m.insert("host_processes_max".into(), self.host_max.into());
+        m
+    }
+
+    fn prepare(&mut self, _host: &Host) -> common::Result<()> {
+        self.cgroup_note = match make_cgroup(self.max_procs - OVERHEAD) {
+            Ok(dir) => {
+                let note = format!("{} (pids.max {})", dir.display(), self.max_procs - OVERHEAD);
+                self.cgroup = Some(dir);
+                note
+            }
+            Err(why) => format!("none ({why}): the shared counter alone holds the cap"),
+        };
+        Ok(())
+    }
+
+    fn work(&self, w: &mut Worker) -> common::Result<()> {
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = std::fs::write(cg.join("cgroup.procs"), "0") {
+                if let Some(n) = e.raw_os_error() {
+                    w.errno(Errno::from_raw(n));
+                }
+            }
+        }
+        self.publish(w);
+        match self.mode {
+            Mode::Classic => self.bomb(w, false),
+            Mode::Hold => self.bomb(w, true),
+            Mode::Churn => self.churn(w),
+        }
+        Ok(())
+    }
+
+    fn cleanup(&mut self) {
+        let Some(dir) = self.cgroup.take() else {
+            return;
+        };
+        self.cgroup_max_hits = std::fs::read_to_string(dir.join("pids.events"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("max ")?.trim().parse().ok())
+            });
+        // Every process is gone by now; the kernel may need a moment to let go of it.
+        for _ in 0..200 {
+            if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        eprintln!(
+            "forkbomb: warning: could not remove cgroup {}",
+            dir.display()
+        );
+    }
+
+    fn finish(&self, run: &RunData, r: &mut Report) {
+        let base = OVERHEAD + self.workers as u64;
+        let ops = run.totals.first().copied().unwrap_or(0);
+        let g = |i: usize| run.globals.get(i).copied().unwrap_or(0);
+        let sampled = run.peaks.get(LIVE).copied().unwrap_or(0);
+        let peak = sampled.max(base + g(G_PEAK));
+        r.peaks.insert("live_procs".into(), peak.into());
+        r.totals.insert("forks_succeeded".into(), ops.into());
+        if let Some(v) = r.rates.get("ops").cloned() {
+            r.rates.insert("forks_succeeded".into(), v);
+        }
+        let d = &mut r.details;
+        d.insert("mode".into(), self.mode.name().into());
+        d.insert("max_procs".into(), self.max_procs.into());
+        d.insert("peak_live_procs".into(), peak.into());
+        let since_start = |ns: u64| {
+            (ns > 0).then(|| (ns.saturating_sub(run.start_ns) as f64 / 1e6).round() / 1e3)
+        };
+        d.insert("time_to_peak_s".into(), since_start(g(G_PEAK_NS)).into());
+        d.insert("time_to_full_s".into(), since_start(g(G_FULL_NS)).into());
+        d.insert("cap_reached".into(), (peak >= self.max_procs).into());
+        d.insert("cgroup".into(), self.cgroup_note.clone().into());
+        if let Some(h) = self.cgroup_max_hits {
+            d.insert("cgroup_limit_hits".into(), h.into());
+        }
+        d.insert("orphans_reaped".into(), run.orphans_reaped.into());
+        d.insert(
+            "teardown_ms".into(),
+            ((run.teardown_s * 1e4).round() / 10.0).into(),
+        );
+    }
+}
+
+/// Makes `<this process's pids cgroup>/misbehave-forkbomb-<pid>` with pids.max = `max`.
+fn make_cgroup(max: u64) -> Result<PathBuf, String> {
+    let (own, ver) = common::sys::cgroup_dir("pids").ok_or("no pids cgroup hierarchy")?;
+    if ver == common::sys::CgroupVersion::V2 {
+        let _ = std::fs::write(own.join("cgroup.subtree_control"), "+pids");
+    }
+    let dir = own.join(format!("misbehave-forkbomb-{}", std::process::id()));
+    std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    if let Err(e) = std::fs::write(dir.join("pids.max"), max.to_string()) {
+        let _ = std::fs::remove_dir(&dir);
+        return Err(format!("setting {}/pids.max: {e}", dir.display()));
+    }
+    Ok(dir)
+}
