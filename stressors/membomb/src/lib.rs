@@ -1,0 +1,643 @@
+//! `membomb`: the isolation paper's memory test. Every worker continuously allocates and
+//! initialises memory, never freeing it, to use all the memory the guest has; unlike the
+//! paper's bomb, it keeps the pressure on to the deadline and still reports.
+//!
+//! Memory comes from private anonymous mappings in chunks (`--chunk`), and every page of a
+//! chunk is written once (one byte per page: the cheapest first touch that makes the kernel
+//! back the page). The fill rate is then bound by the kernel's page-fault path, as in the
+//! simplest possible `mmap` + write loop.
+//!
+//! Modes: `grow` allocates without end (or up to the cap, then holds still); `hold` reaches
+//! the cap and then keeps rewriting the working set so it stays resident; `churn` maps,
+//! touches and unmaps in a loop (a window of the cap's size, or one chunk).
+//!
+//! When the kernel OOM-kills a worker (workers have OOM score 1000, the supervisor -1000),
+//! the supervisor counts it and, with `--on-oom respawn` (the default), starts a new one so
+//! the pressure holds. On illumos, where swap is reserved at allocation, ENOMEM from mmap is
+//! the signal instead: the worker holds what it got and keeps retrying.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use memmap2::MmapMut;
+use nix::errno::Errno;
+use serde_json::{Map, Value};
+
+use common::units::{self, parse_bytes, parse_rate, parse_size, RateKind, SizeSpec};
+use common::{
+    sys, time, CommonArgs, Error, ExitAction, Host, Metric, Report, RunData, Stressor, Unit,
+    Worker, WorkerEnd, OPS,
+};
+
+/// What the workers do with their memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// allocate and touch without end, never free (up to the cap, if any, then hold still)
+    Grow,
+    /// reach the cap, then keep rewriting the working set so it stays resident
+    Hold,
+    /// map, touch, unmap in a loop (a working set of the cap, or one chunk)
+    Churn,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Grow => "grow",
+            Mode::Hold => "hold",
+            Mode::Churn => "churn",
+        }
+    }
+}
+
+/// What to do when the kernel OOM-kills a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOom {
+    /// start a new worker in its place: the pressure holds to the deadline
+    Respawn,
+    /// end the run (the report is still written)
+    Stop,
+}
+
+impl OnOom {
+    fn name(self) -> &'static str {
+        match self {
+            OnOom::Respawn => "respawn",
+            OnOom::Stop => "stop",
+        }
+    }
+}
+
+fn parse_byte_rate(s: &str) -> Result<f64, String> {
+    parse_rate(s, RateKind::Bytes)
+}
+
+/// Allocate and touch memory until the guest runs out; survive the OOM killer and report.
+#[derive(Debug, Parser)]
+#[command(name = "membomb", version, after_long_help = concat!("
+Examples:
+  membomb -t 5m                    grow until the guest runs out; OOM-killed workers respawn
+  membomb --max-mem 80% -t 10m     stop growing at 80% of the guest's memory (or cgroup limit)
+  membomb --mode hold --max-mem 2G keep 2 GiB resident and rewrite it without end
+  membomb --rate 10M/s -t 1h       a slow leak: 10 MiB/s over all workers
+  membomb --mode churn --max-mem 1G --hugepages
+                                   map, touch and unmap a 1 GiB window, with huge pages
+  membomb --max-mem 50% --dry-run  show the resolved cap and each worker's share
+
+Memory:
+  --max-mem is a cap over all workers together; each worker gets an equal share. A
+  percentage is of the tighter of the guest's available memory and its cgroup limit.
+  Without --max-mem there is no cap inside a guest (the paper's behaviour: the guest runs
+  out of memory); on bare metal (--allow-host) the default is 80%.
+", common::help_footer!()), after_help = "See --help for examples, units, safety and exit codes.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// What the workers do with their memory
+    #[arg(short, long, value_enum, default_value_t = Mode::Grow, help_heading = "Stress")]
+    pub mode: Mode,
+
+    /// Bytes mapped at a time by each worker
+    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = parse_bytes,
+          help_heading = "Stress")]
+    pub chunk: u64,
+
+    /// Cap over all workers together: a size or P% of the guest's (or cgroup's) memory
+    /// [default: none inside a guest]
+    #[arg(long, value_name = "SIZE|P%", value_parser = parse_size, help_heading = "Stress")]
+    pub max_mem: Option<SizeSpec>,
+
+    /// Grow at this speed over all workers instead of as fast as possible (10M/s)
+    #[arg(long, value_name = "SIZE/s", value_parser = parse_byte_rate, help_heading = "Stress")]
+    pub rate: Option<f64>,
+
+    /// mlock the memory (unswappable pressure) where permitted; a refusal is counted
+    #[arg(long, help_heading = "Stress")]
+    pub lock: bool,
+
+    /// Ask for transparent huge pages (Linux; says so and goes on where not available)
+    #[arg(long, help_heading = "Stress")]
+    pub hugepages: bool,
+
+    /// When the kernel OOM-kills a worker: start a new one, or end the run
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = OnOom::Respawn,
+          help_heading = "Stress")]
+    pub on_oom: OnOom,
+}
+
+/// The plan: every size resolved to bytes.
+#[derive(Debug, Clone)]
+pub struct MemBomb {
+    pub workers: usize,
+    pub mode: Mode,
+    /// Bytes mapped at a time (whole pages).
+    pub chunk: u64,
+    /// The cap over all workers, if any.
+    pub max_mem: Option<u64>,
+    /// Each worker's share of the cap (`u64::MAX`: no cap).
+    pub share: u64,
+    /// Bytes per second over all workers, if paced.
+    pub rate: Option<f64>,
+    pub lock: bool,
+    pub hugepages: bool,
+    /// Why huge pages cannot be had here (found out while planning).
+    pub hugepages_refused: Option<String>,
+    pub on_oom: OnOom,
+    page: u64,
+    base_bytes: u64,
+    quiet: bool,
+}
+
+/// Metric indices.
+const TOUCHED: usize = 1;
+const RESIDENT: usize = 2;
+const LOCKED: usize = 3;
+const FILL: usize = 4;
+const REWRITTEN: usize = 5;
+static METRICS: [Metric; 6] = [
+    // ops: pages written (first touches and rewrites)
+    OPS,
+    // bytes newly mapped and touched (the kernel had to back them)
+    Metric::total("touched_bytes", Unit::Bytes),
+    // bytes each worker holds mapped and touched now
+    Metric::gauge("resident_bytes", Unit::Bytes),
+    // of those, mlocked
+    Metric::gauge("locked_bytes", Unit::Bytes),
+    // time spent mapping and first-touching (not sleeping, not rewriting)
+    Metric::total("fill_ns", Unit::Nanos),
+    // bytes of pages rewritten in `hold` mode
+    Metric::total("rewritten_bytes", Unit::Bytes),
+];
+
+/// Global words.
+const G_REACHED: usize = 0; // workers (slots) that reached their share
+const G_CAP_NS: usize = 1; // mono_ns when the last of them did
+const G_LOCK_ERRNO: usize = 2; // errno of the first refused mlock
+const G_SLOT_BITS: usize = 4; // from here on: one bit per slot that reached its share
+
+/// The default cap on bare metal (only with --allow-host).
+const BARE_METAL_PCT: f64 = 80.0;
+
+impl common::Command for Cli {
+    type Stressor = MemBomb;
+
+    fn common(&self) -> &CommonArgs {
+        &self.common
+    }
+
+    fn plan(&self, host: &Host) -> common::Result<MemBomb> {
+        let workers = self.common.workers.unwrap_or(host.cpus.usable).max(1);
+        let page = sys::page_size() as u64;
+        let base = host.memory.base_bytes;
+        let chunk = self.chunk.next_multiple_of(page);
+        if host.memory.total_bytes > 0 && chunk > host.memory.total_bytes {
+            return Err(Error::usage(format!(
+                "--chunk {} is more than the guest's memory ({})",
+                units::bytes(chunk),
+                units::bytes(host.memory.total_bytes)
+            )));
+        }
+        let spec = match self.max_mem {
+            Some(s) => Some(s),
+            None if host.virtualization.is_guest() => None,
+            None => Some(SizeSpec::Percent(BARE_METAL_PCT)),
+        };
+        let max_mem = spec.map(|s| s.resolve(base));
+        let share = match max_mem {
+            None => u64::MAX,
+            Some(cap) => {
+                let share = cap / workers as u64 / page * page;
+                if share == 0 {
+                    return Err(Error::usage(format!(
+                        "--max-mem {} is less than one page ({} B) for each of {workers} workers",
+                        spec.expect("a cap"),
+                        page
+                    )));
+                }
+                share
+            }
+        };
+        let hugepages_refused = if self.hugepages {
+            probe_hugepages(page)
+        } else {
+            None
+        };
+        Ok(MemBomb {
+            workers,
+            mode: self.mode,
+            chunk,
+            max_mem,
+            share,
+            rate: self.rate,
+            lock: self.lock,
+            hugepages: self.hugepages,
+            hugepages_refused,
+            on_oom: self.on_oom,
+            page,
+            base_bytes: base,
+            quiet: self.common.quiet,
+        })
+    }
+}
+
+/// Asks for huge pages on a small fresh mapping: None if the system takes the advice.
+fn probe_hugepages(page: u64) -> Option<String> {
+    match MmapMut::map_anon(2 * page as usize) {
+        Ok(mut m) => sys::advise_hugepages(&mut m).err(),
+        Err(e) => Some(format!("mmap: {e}")),
+    }
+}
+
+/// Writes one byte in every page of `mem` (which starts on a page boundary): the cheapest
+/// way to make the kernel back each page.
+#[inline(never)]
+fn touch_pages(mem: &mut [u8], page: usize, v: u8) {
+    let p = mem.as_mut_ptr();
+    let mut off = 0;
+    while off < mem.len() {
+        // SAFETY: `off` is inside `mem`, which we own mutably.
+        unsafe { p.add(off).write_volatile(v) };
+        off += page;
+    }
+}
+
+fn errno_of(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOMEM))
+}
+
+/// Most bytes touched between two looks at the stop flag and two counter updates: a
+/// fraction of a second even on a slow guest.
+const SLICE: u64 = 16 << 20;
+
+/// Paces growth: `rate` bytes per second since `t0`.
+struct Pacer {
+    rate: f64,
+    t0: u64,
+    done: u64,
+}
+
+impl Pacer {
+    /// How long to wait before growing further.
+    fn ahead(&self) -> Option<Duration> {
+        let due_ns = self.t0 as f64 + self.done as f64 / self.rate * 1e9;
+        let now = time::mono_ns() as f64;
+        (due_ns > now).then(|| Duration::from_nanos((due_ns - now) as u64))
+    }
+}
+
+/// One worker's memory.
+struct Held {
+    maps: VecDeque<MmapMut>,
+    resident: u64,
+    locked: u64,
+    locking: bool,
+    pass: u8,
+}
+
+impl MemBomb {
+    /// Bytes touched per step: the whole chunk, a slice of it, or 20 ms of a paced rate.
+    fn step(&self) -> u64 {
+        let mut step = self.chunk.min(SLICE);
+        if let Some(r) = self.rate {
+            let per_worker = r / self.workers as f64;
+            step = step.min((per_worker / 50.0) as u64);
+        }
+        step.max(self.page).next_multiple_of(self.page)
+    }
+
+    /// How much a worker keeps mapped at most (its share; in churn without a cap, a chunk).
+    fn window(&self) -> u64 {
+        match (self.mode, self.max_mem) {
+            (Mode::Churn, None) => self.chunk,
+            _ => self.share,
+        }
+    }
+
+    /// Maps one chunk and touches it, slice by slice; returns false when told to stop.
+    fn grow(&self, w: &mut Worker, held: &mut Held, len: u64, pacer: &mut Option<Pacer>) -> bool {
+        let mut t_last = time::mono_ns();
+        let mut m = match MmapMut::map_anon(len as usize) {
+            Ok(m) => m,
+            Err(e) => {
+                // illumos (swap reserved at allocation), or a Linux overcommit limit: hold
+                // what was got and try again shortly.
+                w.errno(errno_of(&e));
+                w.sleep(Duration::from_millis(10));
+                return w.running();
+            }
+        };
+        if self.hugepages && self.hugepages_refused.is_none() {
+            let _ = sys::advise_hugepages(&mut m);
+        }
+        let step = self.step() as usize;
+        let page = self.page as usize;
+        let mut off = 0usize;
+        let mut running = true;
+        while off < m.len() {
+            let end = (off + step).min(m.len());
+            touch_pages(&mut m[off..end], page, 1);
+            let n = (end - off) as u64;
+            let now = time::mono_ns();
+            w.add(FILL, now - t_last);
+            w.add(0, n / self.page);
+            w.add(TOUCHED, n);
+            held.resident += n;
+            w.set(RESIDENT, held.resident);
+            off = end;
+            if let Some(p) = pacer.as_mut() {
+                p.done += n;
+                if let Some(d) = p.ahead() {
+                    w.sleep(d);
+                }
+            }
+            if !w.running() {
+                running = false;
+                break;
+            }
+            t_last = time::mono_ns();
+        }
+        if held.locking && off > 0 {
+            match m.lock() {
+                Ok(()) => {
+                    held.locked += m.len() as u64;
+                    w.set(LOCKED, held.locked);
+                }
+                Err(e) => {
+                    let errno = errno_of(&e);
+                    w.errno(errno);
+                    held.locking = false;
+                    let first =
+                        w.global(G_LOCK_ERRNO)
+                            .compare_exchange(0, errno as u64, Relaxed, Relaxed);
+                    if first.is_ok() && !self.quiet {
+                        eprintln!("membomb: mlock refused ({errno}): the memory stays swappable");
+                    }
+                }
+            }
+        }
+        // A partly touched chunk (stopped midway) is kept: its untouched rest costs nothing.
+        held.maps.push_back(m);
+        running
+    }
+
+    /// Rewrites one byte of every page held, a map at a time; false when told to stop.
+    fn rewrite(&self, w: &mut Worker, held: &mut Held) -> bool {
+        held.pass = held.pass.wrapping_add(1) | 1;
+        let step = self.step() as usize;
+        for m in held.maps.iter_mut() {
+            let mut off = 0;
+            while off < m.len() {
+                let end = (off + step).min(m.len());
+                touch_pages(&mut m[off..end], self.page as usize, held.pass);
+                let n = (end - off) as u64;
+                w.add(REWRITTEN, n);
+                w.add(0, n / self.page);
+                off = end;
+                if !w.running() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// This slot reached its share: count it once per slot; the last one stamps the time.
+    fn reached(&self, w: &mut Worker) {
+        let word = G_SLOT_BITS + w.index / 64;
+        let first = if word < common::shm::GLOBALS {
+            let bit = 1u64 << (w.index % 64);
+            w.global(word).fetch_or(bit, Relaxed) & bit == 0
+        } else {
+            w.generation == 0
+        };
+        if first && w.global(G_REACHED).fetch_add(1, Relaxed) + 1 == self.workers as u64 {
+            let _ = w
+                .global(G_CAP_NS)
+                .compare_exchange(0, time::mono_ns(), Relaxed, Relaxed);
+        }
+    }
+}
+
+impl Stressor for MemBomb {
+    const NAME: &'static str = "membomb";
+
+    fn metrics(&self) -> &'static [Metric] {
+        &METRICS
+    }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn params(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("mode".into(), self.mode.name().into());
+        m.insert("chunk_bytes".into(), self.chunk.into());
+        m.insert("max_mem_bytes".into(), self.max_mem.into());
+        m.insert(
+            "max_mem".into(),
+            self.max_mem.map_or("none".to_string(), units::bytes).into(),
+        );
+        m.insert(
+            "per_worker_bytes".into(),
+            self.max_mem.map(|_| self.share).into(),
+        );
+        m.insert("memory_base_bytes".into(), self.base_bytes.into());
+        m.insert(
+            "rate_bytes_s".into(),
+            self.rate.map(|r| r.round() as u64).into(),
+        );
+        m.insert("lock".into(), self.lock.into());
+        m.insert("hugepages".into(), self.hugepages.into());
+        if let Some(why) = &self.hugepages_refused {
+            m.insert("hugepages_refused".into(), why.clone().into());
+        }
+        m.insert("on_oom".into(), self.on_oom.name().into());
+        m.insert("page_bytes".into(), self.page.into());
+        m
+    }
+
+    fn prepare(&mut self, _host: &Host) -> common::Result<()> {
+        if let Some(why) = &self.hugepages_refused {
+            if !self.quiet {
+                eprintln!("membomb: --hugepages: {why}; going on with normal pages");
+            }
+        }
+        Ok(())
+    }
+
+    fn work(&self, w: &mut Worker) -> common::Result<()> {
+        let window = self.window();
+        let mut held = Held {
+            maps: VecDeque::with_capacity(4096),
+            resident: 0,
+            locked: 0,
+            locking: self.lock,
+            pass: 1,
+        };
+        let mut pacer = self.rate.map(|r| Pacer {
+            rate: r / self.workers as f64,
+            t0: time::mono_ns(),
+            done: 0,
+        });
+        let mut at_cap = false;
+        while w.running() {
+            if self.mode == Mode::Churn {
+                // Make room for the next chunk by unmapping the oldest.
+                while held.resident + self.chunk.min(window) > window {
+                    let Some(m) = held.maps.pop_front() else {
+                        break;
+                    };
+                    held.resident -= m.len() as u64;
+                    w.set(RESIDENT, held.resident);
+                }
+            } else if held.resident >= self.share {
+                if !at_cap {
+                    at_cap = true;
+                    self.reached(w);
+                }
+                match self.mode {
+                    Mode::Hold => {
+                        self.rewrite(w, &mut held);
+                    }
+                    _ => w.sleep(Duration::from_millis(100)),
+                }
+                continue;
+            }
+            let len = self
+                .chunk
+                .min(window.saturating_sub(held.resident))
+                .max(self.page);
+            let len = len.min(self.chunk);
+            if !self.grow(w, &mut held, len, &mut pacer) {
+                break;
+            }
+            if self.mode == Mode::Churn
+                && !at_cap
+                && held.resident >= window
+                && self.max_mem.is_some()
+            {
+                at_cap = true;
+                self.reached(w);
+            }
+        }
+        // Leave the unmapping to the kernel's exit path: one teardown of the whole address
+        // space instead of thousands of munmap calls.
+        std::mem::forget(held.maps);
+        Ok(())
+    }
+
+    fn on_exit(&self, end: &WorkerEnd) -> ExitAction {
+        match (end.oom, self.on_oom) {
+            (true, OnOom::Respawn) => ExitAction::Respawn,
+            (true, OnOom::Stop) => ExitAction::EndRun(format!(
+                "worker {} was OOM-killed (--on-oom stop)",
+                end.index
+            )),
+            (false, _) => ExitAction::Keep,
+        }
+    }
+
+    fn finish(&self, run: &RunData, r: &mut Report) {
+        let round3 = |v: f64| (v * 1000.0).round() / 1000.0;
+        let gib = (1u64 << 30) as f64;
+        let mut fill_total = 0.0;
+        for (slot, pw) in run.slots.iter().zip(r.per_worker.iter_mut()) {
+            let (bytes, ns) = (slot.counters[TOUCHED], slot.counters[FILL]);
+            let rate = if ns > 0 {
+                bytes as f64 / gib / (ns as f64 / 1e9)
+            } else {
+                0.0
+            };
+            fill_total += rate;
+            pw.insert("fill_gib_s".into(), round3(rate).into());
+        }
+        let peak = run.peaks[RESIDENT];
+        r.peaks.insert("resident_bytes".into(), peak.into());
+        let enomem = run
+            .errors
+            .iter()
+            .find(|(k, _)| k == "ENOMEM")
+            .map_or(0, |(_, n)| *n);
+        let cap_ns = run.globals[G_CAP_NS];
+        let d = &mut r.details;
+        d.insert("mode".into(), self.mode.name().into());
+        d.insert("touched_bytes".into(), run.totals[TOUCHED].into());
+        d.insert("peak_resident_bytes".into(), peak.into());
+        d.insert("max_mem_bytes".into(), self.max_mem.into());
+        // Sum of the workers' own rates (each over its time spent filling).
+        d.insert("fill_gib_s".into(), round3(fill_total).into());
+        d.insert(
+            "cap_reached_s".into(),
+            (cap_ns > 0)
+                .then(|| round3(cap_ns.saturating_sub(run.start_ns) as f64 / 1e9))
+                .into(),
+        );
+        d.insert(
+            "first_oom_s".into(),
+            run.workers.first_oom_s.map(round3).into(),
+        );
+        d.insert("oom_killed".into(), run.workers.oom_killed.into());
+        d.insert("respawned".into(), run.workers.respawned.into());
+        d.insert("enomem".into(), enomem.into());
+        if self.lock {
+            let errno = run.globals[G_LOCK_ERRNO];
+            let v = if errno == 0 {
+                "locked".to_string()
+            } else {
+                format!(
+                    "refused ({}): memory stayed swappable",
+                    Errno::from_raw(errno as i32)
+                )
+            };
+            d.insert("lock".into(), v.into());
+            d.insert("peak_locked_bytes".into(), run.peaks[LOCKED].into());
+        }
+        if self.hugepages {
+            let v = match &self.hugepages_refused {
+                None => "asked (MADV_HUGEPAGE)".to_string(),
+                Some(why) => format!("not available: {why}"),
+            };
+            d.insert("hugepages".into(), v.into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touch_writes_one_byte_per_page() {
+        let page = sys::page_size();
+        let mut m = MmapMut::map_anon(4 * page).unwrap();
+        touch_pages(&mut m, page, 7);
+        for i in 0..4 {
+            assert_eq!(m[i * page], 7);
+            assert_eq!(m[i * page + 1], 0);
+        }
+    }
+
+    #[test]
+    fn pacer_waits_when_ahead() {
+        let p = Pacer {
+            rate: 1e6,
+            t0: time::mono_ns(),
+            done: 500_000,
+        };
+        let d = p.ahead().expect("half a second ahead");
+        assert!(
+            d > Duration::from_millis(400) && d <= Duration::from_millis(500),
+            "{d:?}"
+        );
+        let p = Pacer {
+            rate: 1e6,
+            t0: time::mono_ns() - 2_000_000_000,
+            done: 1,
+        };
+        assert!(p.ahead().is_none());
+    }
+}
