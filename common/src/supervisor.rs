@@ -303,7 +303,7 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
             (n > 0).then(|| (format!("{:?}", Errno::from_raw(i as i32)), n))
         })
         .collect();
-    errors.sort_by(|a, b| b.1.cmp(&a.1));
+    errors.sort_by_key(|e| std::cmp::Reverse(e.1));
     let usage = sys::children_cpu_s();
     let steal = match (ticks0, sys::cpu_ticks()) {
         (Some(a), Some(b)) if b.total > a.total => {

@@ -43,7 +43,7 @@ impl<'a> Worker<'a> {
             return false;
         }
         self.checks = self.checks.wrapping_add(1);
-        !(self.checks % 64 == 0 && nix::unistd::getppid() != self.parent)
+        !(self.checks.is_multiple_of(64) && nix::unistd::getppid() != self.parent)
     }
 
     fn slot(&self) -> &Slot {
