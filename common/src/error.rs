@@ -26,12 +26,18 @@ pub struct Error {
 impl Error {
     /// A usage error: exit code 2, nothing started.
     pub fn usage(msg: impl Into<String>) -> Self {
-        Self { kind: Kind::Usage, msg: msg.into() }
+        Self {
+            kind: Kind::Usage,
+            msg: msg.into(),
+        }
     }
 
     /// A runtime error: exit code 1.
     pub fn runtime(msg: impl Into<String>) -> Self {
-        Self { kind: Kind::Runtime, msg: msg.into() }
+        Self {
+            kind: Kind::Runtime,
+            msg: msg.into(),
+        }
     }
 
     /// Puts `what` in front of the message: `what: message`.
@@ -102,7 +108,11 @@ mod tests {
     fn context_chains_on_one_line() {
         let e: Result<()> = Err(nix::errno::Errno::EAGAIN).context("fork");
         let e = e.context("starting worker 3").unwrap_err();
-        assert_eq!(e.to_string(), "starting worker 3: fork: EAGAIN: Try again".replace("Try again", nix::errno::Errno::EAGAIN.desc()));
+        assert_eq!(
+            e.to_string(),
+            "starting worker 3: fork: EAGAIN: Try again"
+                .replace("Try again", nix::errno::Errno::EAGAIN.desc())
+        );
         assert_eq!(e.exit_code(), 1);
         assert_eq!(Error::usage("x").exit_code(), 2);
     }

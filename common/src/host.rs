@@ -85,7 +85,13 @@ impl Virtualization {
         } else {
             "none"
         };
-        Self { kind, hypervisor, container, zone, evidence }
+        Self {
+            kind,
+            hypervisor,
+            container,
+            zone,
+            evidence,
+        }
     }
 
     pub fn is_guest(&self) -> bool {
@@ -125,15 +131,24 @@ impl Host {
         let pids_cg = sys::cgroup_pids_limit();
         let nproc = sys::rlimit_nproc();
         let root = nix::unistd::geteuid().is_root();
-        let processes_max = [pids_cg, pid_max, threads_max, if root { None } else { nproc }]
-            .into_iter()
-            .flatten()
-            .min();
+        let processes_max = [
+            pids_cg,
+            pid_max,
+            threads_max,
+            if root { None } else { nproc },
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         Host {
             os,
             kernel,
             arch: std::env::consts::ARCH,
-            cpus: Cpus { online, usable, quota },
+            cpus: Cpus {
+                online,
+                usable,
+                quota,
+            },
             memory: Memory {
                 total_bytes: total,
                 available_bytes: avail,

@@ -65,7 +65,9 @@ pub fn main<C: Command>() -> ExitCode {
 /// line on stderr with exit 2.
 fn parse<C: Command>() -> Result<(C, ArgMatches), u8> {
     let cmd = C::command();
-    let res = cmd.try_get_matches().and_then(|m| C::from_arg_matches(&m).map(|c| (c, m)));
+    let res = cmd
+        .try_get_matches()
+        .and_then(|m| C::from_arg_matches(&m).map(|c| (c, m)));
     res.map_err(|e| {
         use clap::error::ErrorKind::*;
         match e.kind() {
@@ -93,10 +95,16 @@ fn requested(m: &ArgMatches) -> Map<String, Value> {
             continue;
         }
         let vals: Vec<Value> = match m.get_raw(id) {
-            Some(raw) => raw.map(|v| Value::from(v.to_string_lossy().into_owned())).collect(),
+            Some(raw) => raw
+                .map(|v| Value::from(v.to_string_lossy().into_owned()))
+                .collect(),
             _ => vec![Value::Bool(true)],
         };
-        let v = if vals.len() == 1 { vals.into_iter().next().unwrap() } else { Value::Array(vals) };
+        let v = if vals.len() == 1 {
+            vals.into_iter().next().unwrap()
+        } else {
+            Value::Array(vals)
+        };
         out.insert(id.replace('_', "-"), v);
     }
     out
@@ -186,7 +194,10 @@ fn print_plan(name: &str, host: &Host, params: &report::Params, allowed: bool, j
             "params": params,
             "allowed": allowed,
         });
-        println!("{}", serde_json::to_string_pretty(&plan).expect("serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("serialises")
+        );
         return;
     }
     println!("{name} plan (dry run: nothing is started)");
@@ -205,7 +216,11 @@ fn print_plan(name: &str, host: &Host, params: &report::Params, allowed: bool, j
     println!(
         "  {:<16} {}",
         "would run",
-        if allowed { "yes" } else { "no: bare metal, pass --allow-host" }
+        if allowed {
+            "yes"
+        } else {
+            "no: bare metal, pass --allow-host"
+        }
     );
     let m = &host.memory;
     println!(

@@ -25,7 +25,10 @@ impl Style {
         let tty = std::io::stderr().is_terminal();
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
             || std::env::var("TERM").is_ok_and(|t| t == "dumb");
-        Style { tty, color: tty && !no_color }
+        Style {
+            tty,
+            color: tty && !no_color,
+        }
     }
 
     fn paint(&self, code: &str, s: &str) -> String {
@@ -99,7 +102,12 @@ impl Status {
                 (Kind::Total, Unit::Nanos) => {}
                 (Kind::Total, _) => {
                     let rate = v.saturating_sub(self.last[i]) as f64 / dt;
-                    line += &format!("  {} {} ({}/s)", m.name, fmt_value(m, v as f64), fmt_value(m, rate));
+                    line += &format!(
+                        "  {} {} ({}/s)",
+                        m.name,
+                        fmt_value(m, v as f64),
+                        fmt_value(m, rate)
+                    );
                 }
                 (Kind::Gauge, _) => line += &format!("  {} {}", m.name, fmt_value(m, v as f64)),
             }
@@ -150,7 +158,9 @@ pub fn summary(r: &Report, metrics: &[Metric], style: Style) -> String {
         let name = m.report_name();
         match m.kind {
             Kind::Total => {
-                let Some(t) = r.totals.get(&name).and_then(num) else { continue };
+                let Some(t) = r.totals.get(&name).and_then(num) else {
+                    continue;
+                };
                 let raw = if m.unit == Unit::Nanos { t * 1e9 } else { t };
                 let rate = r
                     .rates
@@ -187,10 +197,6 @@ pub fn summary(r: &Report, metrics: &[Metric], style: Style) -> String {
         let e: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         out += &format!("  {:<10} {}\n", "errors", e.join(", "));
     }
-    out += &format!(
-        "  {:<10} {}\n",
-        "where",
-        r.host.virtualization.describe()
-    );
+    out += &format!("  {:<10} {}\n", "where", r.host.virtualization.describe());
     out
 }

@@ -60,7 +60,13 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(tool: &'static str, host: Host, params: Params, metrics: &[Metric], run: &RunData) -> Self {
+    pub fn new(
+        tool: &'static str,
+        host: Host,
+        params: Params,
+        metrics: &[Metric],
+        run: &RunData,
+    ) -> Self {
         let per_s = |v: u64| {
             if run.stress_s > 0.0 {
                 round3(v as f64 / run.stress_s)
@@ -182,7 +188,10 @@ pub struct File<'a>(pub &'a Path);
 impl Export for File<'_> {
     fn export(&self, json: &str) -> Result<()> {
         let path = self.0;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
@@ -191,11 +200,12 @@ impl Export for File<'_> {
             f.sync_all()?;
             std::fs::rename(&tmp, path)
         };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            crate::Error::from(e)
-        })
-        .context(format!("writing the report to {}", path.display()))
+        write()
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                crate::Error::from(e)
+            })
+            .context(format!("writing the report to {}", path.display()))
     }
 }
 
@@ -207,7 +217,10 @@ pub fn check_output_path(path: &Path) -> Result<()> {
         _ => Path::new("."),
     };
     if path.is_dir() {
-        return Err(crate::Error::usage(format!("--output {}: is a directory", path.display())));
+        return Err(crate::Error::usage(format!(
+            "--output {}: is a directory",
+            path.display()
+        )));
     }
     if !dir.is_dir() {
         return Err(crate::Error::usage(format!(

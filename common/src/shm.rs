@@ -71,7 +71,11 @@ impl Shared {
             )
         }
         .context("mapping shared counters")?;
-        Ok(Self { base: p.cast(), len, slots })
+        Ok(Self {
+            base: p.cast(),
+            len,
+            slots,
+        })
     }
 
     pub fn header(&self) -> &Header {

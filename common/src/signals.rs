@@ -52,7 +52,11 @@ impl Signals {
         }
         WAKE_FD.store(write.as_raw_fd(), Ordering::SeqCst);
         // No SA_RESTART: a blocking call in the supervisor returns EINTR and the loop looks.
-        let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::empty(), SigSet::empty());
+        let act = SigAction::new(
+            SigHandler::Handler(on_signal),
+            SaFlags::empty(),
+            SigSet::empty(),
+        );
         let chld = SigAction::new(
             SigHandler::Handler(on_signal),
             SaFlags::SA_NOCLDSTOP,
@@ -64,7 +68,10 @@ impl Signals {
         }
         // SAFETY: as above.
         unsafe { sigaction(Signal::SIGCHLD, &chld) }.context("installing signal handlers")?;
-        Ok(Self { read, _write: write })
+        Ok(Self {
+            read,
+            _write: write,
+        })
     }
 
     /// Sleeps until a signal arrives or `timeout` passes, then empties the pipe.

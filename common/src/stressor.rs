@@ -43,10 +43,18 @@ pub struct Metric {
 
 impl Metric {
     pub const fn total(name: &'static str, unit: Unit) -> Self {
-        Self { name, kind: Kind::Total, unit }
+        Self {
+            name,
+            kind: Kind::Total,
+            unit,
+        }
     }
     pub const fn gauge(name: &'static str, unit: Unit) -> Self {
-        Self { name, kind: Kind::Gauge, unit }
+        Self {
+            name,
+            kind: Kind::Gauge,
+            unit,
+        }
     }
     /// The name in the report: `cpu_ns` is reported as `cpu_s`.
     pub fn report_name(&self) -> String {

@@ -186,11 +186,15 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
     let me = getpid();
     let deadline = common.duration.as_duration();
     // Samples for the whole run, reserved now (a day's worth at most; then it grows).
-    let expect = deadline.map_or(3600, |d| d.as_secs() as usize + 2).min(86_400);
+    let expect = deadline
+        .map_or(3600, |d| d.as_secs() as usize + 2)
+        .min(86_400);
     let mut samples: Vec<Sample> = Vec::with_capacity(expect);
     let mut peaks = vec![0u64; metrics.len()];
     let ticks0 = sys::cpu_ticks();
-    let seed = common.seed.unwrap_or_else(|| time::mono_ns() ^ u64::from(std::process::id()));
+    let seed = common
+        .seed
+        .unwrap_or_else(|| time::mono_ns() ^ u64::from(std::process::id()));
 
     let sentinel = spawn_sentinel(&signals, me)?;
     let started_at = SystemTime::now();
@@ -242,7 +246,10 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
                 *p = (*p).max(*v);
             }
             status.tick(now, deadline, run.by_pid.len(), &values);
-            samples.push(Sample { t: next_tick.as_secs_f64(), values });
+            samples.push(Sample {
+                t: next_tick.as_secs_f64(),
+                values,
+            });
             next_tick += Duration::from_secs(1);
         }
         if let Some(sig) = signals.stop_signal() {
@@ -392,7 +399,9 @@ impl<S: Stressor> Run<'_, S> {
                     let _ = e;
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err(e) => return Err(Error::from(e).context(format!("starting worker {index}: fork"))),
+                Err(e) => {
+                    return Err(Error::from(e).context(format!("starting worker {index}: fork")))
+                }
             }
         };
         let _ = setpgid(pid, self.pgid);
@@ -409,7 +418,13 @@ impl<S: Stressor> Run<'_, S> {
             unsafe { libc::_exit(0) };
         }
         sys::set_oom_score_adj(1000);
-        let mut w = Worker::new(index, self.generation[index], self.seed, self.shared, self.me);
+        let mut w = Worker::new(
+            index,
+            self.generation[index],
+            self.seed,
+            self.shared,
+            self.me,
+        );
         let code = match self.stressor.work(&mut w) {
             Ok(()) => 0,
             Err(e) => {

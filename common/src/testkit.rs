@@ -34,8 +34,14 @@ impl Bin {
             Some(d) => Path::new(&d).join(name),
             None => PathBuf::from(cargo_exe),
         };
-        let runner = std::env::var("MISBEHAVE_RUNNER").ok().filter(|r| !r.is_empty());
-        Bin { exe, runner, env: Vec::new() }
+        let runner = std::env::var("MISBEHAVE_RUNNER")
+            .ok()
+            .filter(|r| !r.is_empty());
+        Bin {
+            exe,
+            runner,
+            env: Vec::new(),
+        }
     }
 
     /// The same binary with one more environment variable set.
@@ -77,10 +83,15 @@ impl Bin {
     /// Starts the binary inside `cgroup` (it is moved there before it runs).
     pub fn spawn_in(&self, args: &[&str], cgroup: Option<&Cgroup>) -> Running {
         static N: AtomicU32 = AtomicU32::new(0);
-        let tag = format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let tag = format!(
+            "{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
         let mut cmd = self.command(args, &tag);
         if let Some(cg) = cgroup {
-            let procs = std::ffi::CString::new(cg.procs_file().to_string_lossy().as_bytes()).unwrap();
+            let procs =
+                std::ffi::CString::new(cg.procs_file().to_string_lossy().as_bytes()).unwrap();
             use std::os::unix::process::CommandExt;
             // SAFETY: between fork and exec only async-signal-safe calls (open, write, close).
             unsafe {
@@ -99,8 +110,14 @@ impl Bin {
                 });
             }
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("starting {}: {e}", self.exe.display()));
-        Running { child: Some(child), tag, started: Instant::now() }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.exe.display()));
+        Running {
+            child: Some(child),
+            tag,
+            started: Instant::now(),
+        }
     }
 
     /// Runs the binary to the end (killed after `timeout`).
@@ -124,7 +141,10 @@ impl Output {
     /// The JSON report on stdout.
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!("stdout is not a JSON report ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr)
+            panic!(
+                "stdout is not a JSON report ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
         })
     }
 }
@@ -199,10 +219,16 @@ impl Drop for Running {
 pub fn live_tagged(tag: &str) -> Vec<i32> {
     let needle = format!("MISBEHAVE_TEST_TAG={tag}");
     let mut found = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return found };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return found;
+    };
     for e in dir.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue;
+        };
         if !env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
             continue;
         }
@@ -273,7 +299,10 @@ impl Cgroup {
     }
 
     pub fn get(&self, file: &str) -> String {
-        std::fs::read_to_string(self.dir.join(file)).unwrap_or_default().trim().to_string()
+        std::fs::read_to_string(self.dir.join(file))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
     }
 
     pub fn get_u64(&self, file: &str) -> u64 {
@@ -286,7 +315,10 @@ impl Cgroup {
 
     /// Pids in the cgroup now.
     pub fn procs(&self) -> Vec<i32> {
-        self.get("cgroup.procs").lines().filter_map(|l| l.parse().ok()).collect()
+        self.get("cgroup.procs")
+            .lines()
+            .filter_map(|l| l.parse().ok())
+            .collect()
     }
 }
 
@@ -303,6 +335,9 @@ impl Drop for Cgroup {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        eprintln!("warning: could not remove test cgroup {}", self.dir.display());
+        eprintln!(
+            "warning: could not remove test cgroup {}",
+            self.dir.display()
+        );
     }
 }

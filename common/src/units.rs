@@ -317,7 +317,9 @@ mod tests {
         assert_eq!(parse_size("512MB"), Ok(SizeSpec::Bytes(512 << 20)));
         assert_eq!(parse_size("80%"), Ok(SizeSpec::Percent(80.0)));
         assert_eq!(SizeSpec::Percent(80.0).resolve(1000), 800);
-        for bad in ["", "k", "-1", "1x", "0", "0%", "101%", "abc%", "1.2.3", "nan", "inf"] {
+        for bad in [
+            "", "k", "-1", "1x", "0", "0%", "101%", "abc%", "1.2.3", "nan", "inf",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad} should be refused");
         }
     }
@@ -336,7 +338,9 @@ mod tests {
             Ok(RunFor::For(Duration::from_millis(500)))
         );
         assert_eq!(parse_duration("forever"), Ok(RunFor::Forever));
-        for bad in ["", "0", "0s", "-5", "5x", "30m1h", "5m5m", "s", "1h 2", "ms"] {
+        for bad in [
+            "", "0", "0s", "-5", "5x", "30m1h", "5m5m", "s", "1h 2", "ms",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad} should be refused");
         }
     }

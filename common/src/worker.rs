@@ -23,11 +23,25 @@ pub struct Worker<'a> {
 }
 
 impl<'a> Worker<'a> {
-    pub(crate) fn new(index: usize, generation: u32, seed: u64, shared: &'a Shared, parent: Pid) -> Self {
+    pub(crate) fn new(
+        index: usize,
+        generation: u32,
+        seed: u64,
+        shared: &'a Shared,
+        parent: Pid,
+    ) -> Self {
         let seed = seed
             ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ (generation as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-        Self { index, generation, seed, shared, parent, checks: 0, ready: false }
+        Self {
+            index,
+            generation,
+            seed,
+            shared,
+            parent,
+            checks: 0,
+            ready: false,
+        }
     }
 
     /// True while the worker should go on. Cheap enough for every loop iteration: one atomic
@@ -37,7 +51,10 @@ impl<'a> Worker<'a> {
     pub fn running(&mut self) -> bool {
         if !self.ready {
             self.ready = true;
-            let _ = self.slot().ready_ns.compare_exchange(0, time::mono_ns(), Relaxed, Relaxed);
+            let _ = self
+                .slot()
+                .ready_ns
+                .compare_exchange(0, time::mono_ns(), Relaxed, Relaxed);
         }
         if self.shared.header().stop.load(Relaxed) != 0 {
             return false;

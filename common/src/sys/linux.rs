@@ -72,7 +72,11 @@ fn join_cgroup(mnt: &str, root: &str, own: &str) -> PathBuf {
 /// The tightest of `file` from this process's cgroup up to the hierarchy's root.
 fn cgroup_limit(controller: &str, v1_file: &str, v2_file: &str) -> Option<u64> {
     let (dir, ver) = cgroup_dir(controller)?;
-    let file = if ver == CgroupVersion::V1 { v1_file } else { v2_file };
+    let file = if ver == CgroupVersion::V1 {
+        v1_file
+    } else {
+        v2_file
+    };
     let mut best: Option<u64> = None;
     let mut d = Some(dir.as_path());
     while let Some(p) = d {
@@ -106,7 +110,9 @@ pub fn cgroup_cpu_quota() -> Option<f64> {
     let (dir, ver) = cgroup_dir("cpu")?;
     let (q, p) = match ver {
         CgroupVersion::V1 => (
-            read_trim(dir.join("cpu.cfs_quota_us"))?.parse::<i64>().ok()?,
+            read_trim(dir.join("cpu.cfs_quota_us"))?
+                .parse::<i64>()
+                .ok()?,
             read_u64(dir.join("cpu.cfs_period_us"))? as i64,
         ),
         CgroupVersion::V2 => {
@@ -191,7 +197,15 @@ pub fn oom_kills() -> Option<u64> {
 /// is already gone.
 pub fn die_with_parent(parent: nix::unistd::Pid) -> bool {
     // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number; no pointers.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     nix::unistd::getppid() == parent
 }
 
@@ -309,7 +323,14 @@ pub fn container_evidence() -> (Option<String>, Vec<String>) {
         }
     }
     if let Some(cg) = read_trim("/proc/1/cgroup") {
-        for key in ["docker", "kubepods", "lxc", "containerd", "libpod", "garden"] {
+        for key in [
+            "docker",
+            "kubepods",
+            "lxc",
+            "containerd",
+            "libpod",
+            "garden",
+        ] {
             if cg.contains(key) {
                 ev.push(format!("PID 1's cgroup names {key}"));
                 name.get_or_insert(key.into());
@@ -318,7 +339,15 @@ pub fn container_evidence() -> (Option<String>, Vec<String>) {
         }
     }
     if let Some(comm) = read_trim("/proc/1/comm") {
-        const INITS: [&str; 7] = ["init", "systemd", "openrc-init", "runit", "s6-svscan", "launchd", "busybox"];
+        const INITS: [&str; 7] = [
+            "init",
+            "systemd",
+            "openrc-init",
+            "runit",
+            "s6-svscan",
+            "launchd",
+            "busybox",
+        ];
         if std::process::id() == 1 {
             // We are PID 1 ourselves: a container entry point.
             ev.push("this process is PID 1".into());
@@ -347,6 +376,9 @@ pub fn advise_hugepages(mem: &mut [u8]) -> Result<(), String> {
     if r == 0 {
         Ok(())
     } else {
-        Err(format!("madvise(MADV_HUGEPAGE): {}", std::io::Error::last_os_error()))
+        Err(format!(
+            "madvise(MADV_HUGEPAGE): {}",
+            std::io::Error::last_os_error()
+        ))
     }
 }

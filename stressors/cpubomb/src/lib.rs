@@ -156,7 +156,7 @@ impl CpuBomb {
             ops.run(self.method, BATCH);
             w.add(0, BATCH);
             n = n.wrapping_add(1);
-            if n % 256 == 0 {
+            if n.is_multiple_of(256) {
                 w.set(CPU, common::time::process_cpu_ns());
             }
         }

@@ -27,7 +27,10 @@ fn slack() -> f64 {
 #[test]
 fn a_two_second_run_reports_real_values() {
     let _turn = burn();
-    let out = bin().run(&["-t", "2", "-w", "2", "--json", "-q"], Duration::from_secs(20));
+    let out = bin().run(
+        &["-t", "2", "-w", "2", "--json", "-q"],
+        Duration::from_secs(20),
+    );
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert!(out.stderr.is_empty(), "--quiet printed: {}", out.stderr);
     let r = out.json();
@@ -37,7 +40,10 @@ fn a_two_second_run_reports_real_values() {
     assert_eq!(r["stop_reason"], "deadline");
     assert_eq!(r["exit_code"], 0);
     let elapsed = r["elapsed_s"].as_f64().unwrap();
-    assert!((2.0..=3.0 + slack()).contains(&elapsed), "elapsed_s {elapsed}");
+    assert!(
+        (2.0..=3.0 + slack()).contains(&elapsed),
+        "elapsed_s {elapsed}"
+    );
     assert!(r["teardown_s"].as_f64().unwrap() < 1.0);
     assert_eq!(r["workers"]["started"], 2);
     assert_eq!(r["workers"]["exited"], 2, "{}", r["workers"]);
@@ -45,13 +51,20 @@ fn a_two_second_run_reports_real_values() {
     let ops = r["totals"]["ops"].as_u64().unwrap();
     assert!(ops > 0);
     assert!(r["rates"]["ops"].as_f64().unwrap() > 0.0);
-    assert!(r["totals"]["cpu_s"].as_f64().unwrap() > 0.5, "{}", r["totals"]);
+    assert!(
+        r["totals"]["cpu_s"].as_f64().unwrap() > 0.5,
+        "{}",
+        r["totals"]
+    );
     // One sample per second, counters growing.
     let samples = r["samples"].as_array().unwrap();
     assert_eq!(samples.len(), 2, "{samples:?}");
     assert_eq!(samples[0]["t"], 1.0);
     assert_eq!(samples[1]["t"], 2.0);
-    let (s0, s1) = (samples[0]["ops"].as_u64().unwrap(), samples[1]["ops"].as_u64().unwrap());
+    let (s0, s1) = (
+        samples[0]["ops"].as_u64().unwrap(),
+        samples[1]["ops"].as_u64().unwrap(),
+    );
     assert!(0 < s0 && s0 < s1 && s1 <= ops, "{s0} {s1} {ops}");
     let pw = r["per_worker"].as_array().unwrap();
     assert_eq!(pw.len(), 2);
@@ -69,7 +82,10 @@ fn a_two_second_run_reports_real_values() {
 #[test]
 fn load_50_lands_near_half_the_cpu_time() {
     let _turn = burn();
-    let out = bin().run(&["-t", "3", "-w", "1", "--load", "50", "--json", "-q"], Duration::from_secs(20));
+    let out = bin().run(
+        &["-t", "3", "-w", "1", "--load", "50", "--json", "-q"],
+        Duration::from_secs(20),
+    );
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     let r = out.json();
     let load = r["details"]["load_pct"].as_f64().unwrap();
@@ -85,7 +101,16 @@ fn interrupted_by(sig: i32, name: &str, code: i32) {
     let dir = std::env::temp_dir().join(format!("cpubomb-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("r.json");
-    let run = bin().spawn(&["-t", "30", "-w", "2", "--json", "-q", "-o", file.to_str().unwrap()]);
+    let run = bin().spawn(&[
+        "-t",
+        "30",
+        "-w",
+        "2",
+        "--json",
+        "-q",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
     std::thread::sleep(Duration::from_millis(1200 + (1000.0 * slack()) as u64));
     run.signal(sig);
     let out = run.wait(Duration::from_secs(10));
@@ -97,9 +122,13 @@ fn interrupted_by(sig: i32, name: &str, code: i32) {
     assert!(r["totals"]["ops"].as_u64().unwrap() > 0);
     assert!(r["elapsed_s"].as_f64().unwrap() < 5.0 + slack() * 3.0);
     // The file holds the same report, and no temporary file is left beside it.
-    let from_file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let from_file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(from_file["outcome"], "interrupted");
-    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 1, "{names:?}");
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(live_tagged(&out.tag).is_empty());
@@ -127,12 +156,19 @@ fn sigkill_of_the_supervisor_leaves_no_worker_alive() {
     // supervisor + group leader + 3 workers
     let t0 = std::time::Instant::now();
     while live_tagged(&run.tag).len() < 5 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "workers never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "workers never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     run.signal(libc::SIGKILL);
     let gone = wait_until_gone(&run.tag, Duration::from_secs(1));
-    assert!(gone.is_ok(), "still alive 1 s after SIGKILL: {:?}", gone.unwrap_err());
+    assert!(
+        gone.is_ok(),
+        "still alive 1 s after SIGKILL: {:?}",
+        gone.unwrap_err()
+    );
 }
 
 #[test]
@@ -170,16 +206,25 @@ fn bad_values_are_refused_with_one_line_and_exit_2() {
 #[test]
 fn dry_run_resolves_the_plan_and_starts_nothing() {
     // An hour-long plan that returns at once: no worker ran.
-    let out = bin().run(&["-t", "1h", "--dry-run", "--json"], Duration::from_secs(10));
+    let out = bin().run(
+        &["-t", "1h", "--dry-run", "--json"],
+        Duration::from_secs(10),
+    );
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     assert!(out.elapsed < Duration::from_secs(3), "{:?}", out.elapsed);
     let p = out.json();
     assert_eq!(p["schema"], "misbehave.plan/1");
     let usable = p["host"]["cpus"]["usable"].as_u64().unwrap();
-    assert_eq!(p["params"]["effective"]["workers"], usable, "workers default to usable CPUs");
+    assert_eq!(
+        p["params"]["effective"]["workers"], usable,
+        "workers default to usable CPUs"
+    );
     assert_eq!(p["params"]["effective"]["duration_s"], 3600.0);
     assert_eq!(p["allowed"], true);
-    let text = bin().run(&["--dry-run", "-t", "forever", "-w", "3"], Duration::from_secs(10));
+    let text = bin().run(
+        &["--dry-run", "-t", "forever", "-w", "3"],
+        Duration::from_secs(10),
+    );
     assert_eq!(text.code, Some(0));
     assert!(text.stdout.contains("dry run"), "{}", text.stdout);
     assert!(text.stdout.contains("forever"), "{}", text.stdout);
@@ -194,7 +239,10 @@ fn bare_metal_is_refused_unless_allowed() {
     assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("bare metal") && out.stderr.contains("--allow-host"));
-    let ok = bare.run(&["-t", "1", "-w", "1", "--allow-host", "--json", "-q"], Duration::from_secs(10));
+    let ok = bare.run(
+        &["-t", "1", "-w", "1", "--allow-host", "--json", "-q"],
+        Duration::from_secs(10),
+    );
     assert_eq!(ok.code, Some(0), "stderr: {}", ok.stderr);
     assert_eq!(ok.json()["host"]["virtualization"]["kind"], "none");
 }
@@ -204,19 +252,41 @@ fn summary_goes_to_stderr_without_a_status_line_when_not_a_terminal() {
     let _turn = burn();
     let out = bin().run(&["-t", "1", "-w", "1"], Duration::from_secs(10));
     assert_eq!(out.code, Some(0));
-    assert!(out.stdout.is_empty(), "stdout without --json: {}", out.stdout);
-    assert!(out.stderr.starts_with("cpubomb: completed after"), "{}", out.stderr);
-    assert!(!out.stderr.contains('\r') && !out.stderr.contains('\x1b'), "{:?}", out.stderr);
+    assert!(
+        out.stdout.is_empty(),
+        "stdout without --json: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.starts_with("cpubomb: completed after"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains('\r') && !out.stderr.contains('\x1b'),
+        "{:?}",
+        out.stderr
+    );
 }
 
 #[test]
 fn help_and_version() {
     let h = bin().run(&["--help"], Duration::from_secs(10));
     assert_eq!(h.code, Some(0));
-    for needle in ["Examples:", "--load", "--allow-host", "Exit codes:", "forever", "80%"] {
+    for needle in [
+        "Examples:",
+        "--load",
+        "--allow-host",
+        "Exit codes:",
+        "forever",
+        "80%",
+    ] {
         assert!(h.stdout.contains(needle), "--help lacks {needle}");
     }
     let v = bin().run(&["--version"], Duration::from_secs(10));
     assert_eq!(v.code, Some(0));
-    assert_eq!(v.stdout.trim(), format!("cpubomb {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        v.stdout.trim(),
+        format!("cpubomb {}", env!("CARGO_PKG_VERSION"))
+    );
 }
