@@ -119,6 +119,9 @@ impl ForkBomb {
     }
 }
 
+/// Children a churn worker has in flight at most.
+const CHURN_BATCH: usize = 16;
+
 /// Metric indices.
 const ATTEMPTS: usize = 1;
 const FAILURES: usize = 2;
@@ -141,6 +144,9 @@ const G_PEAK: usize = 1;
 const G_PEAK_NS: usize = 2;
 /// CLOCK_MONOTONIC ns when the budget was first full.
 const G_FULL_NS: usize = 3;
+/// Processes forked by the bomb and not yet reaped: raised after a fork succeeded (what
+/// the peak is measured on; G_FORKED also holds reservations of forks in flight).
+const G_LIVE: usize = 4;
 
 impl common::Command for Cli {
     type Stressor = ForkBomb;
@@ -250,6 +256,7 @@ impl ForkBomb {
         }
     }
 
+    /// Gives back places of forks that failed.
     #[inline]
     fn release(&self, w: &Worker, n: u64) {
         if n > 0 {
@@ -257,13 +264,28 @@ impl ForkBomb {
         }
     }
 
-    /// After a successful fork that brought the count to `n`: the peak and the gauge.
+    /// Gives back the places of `n` children reaped.
     #[inline]
-    fn note_fork(&self, w: &Worker, n: u64) {
+    fn reaped(&self, w: &Worker, n: u64) {
+        if n > 0 {
+            w.global(G_LIVE).fetch_sub(n, Relaxed);
+            self.forked(w).fetch_sub(n, AcqRel);
+        }
+    }
+
+    /// After a successful fork: the live count, the peak and the gauge.
+    #[inline]
+    fn note_fork(&self, w: &Worker) {
         w.add(0, 1);
+        let n = w.global(G_LIVE).fetch_add(1, Relaxed) + 1;
         let peak = w.global(G_PEAK);
-        if n > peak.load(Relaxed) && peak.fetch_max(n, Relaxed) < n {
+        if n > peak.load(Relaxed) {
+            // The time first: a process preempted between the raise and the clock would
+            // otherwise stamp the peak late.
             let t = common::time::mono_ns();
+            if peak.fetch_max(n, Relaxed) >= n {
+                return self.publish(w);
+            }
             w.global(G_PEAK_NS).fetch_max(t, Relaxed);
             if n >= self.budget() {
                 let _ = w.global(G_FULL_NS).compare_exchange(0, t, Relaxed, Relaxed);
@@ -276,7 +298,7 @@ impl ForkBomb {
     #[inline]
     fn publish(&self, w: &Worker) {
         if w.index == 0 {
-            let live = OVERHEAD + self.workers as u64 + self.forked(w).load(Relaxed);
+            let live = OVERHEAD + self.workers as u64 + w.global(G_LIVE).load(Relaxed);
             w.set(LIVE, live);
         }
     }
@@ -299,7 +321,7 @@ impl ForkBomb {
                 }
             }
         }
-        self.release(w, n);
+        self.reaped(w, n);
         if n > 0 {
             self.publish(w);
         }
@@ -321,13 +343,13 @@ impl ForkBomb {
         };
         let mut spins = 0u32;
         while w.running() {
-            let Some(n) = self.reserve(w) else {
+            if self.reserve(w).is_none() {
                 w.add(CAPPED, 1);
                 if hold {
                     break;
                 }
                 spins = spins.wrapping_add(1);
-                if spins % 64 == 0 {
+                if spins.is_multiple_of(64) {
                     self.reap(w, &mut p);
                 }
                 std::thread::yield_now();
@@ -345,7 +367,7 @@ impl ForkBomb {
                 }
                 Ok(ForkResult::Parent { .. }) => {
                     p.children += 1;
-                    self.note_fork(w, n);
+                    self.note_fork(w);
                 }
                 Err(e) => {
                     self.release(w, 1);
@@ -382,37 +404,44 @@ impl ForkBomb {
         }
     }
 
-    /// churn: fork a child that exits at once, reap it, again.
+    /// churn: fork a few children that exit at once, reap them, again. A few in flight
+    /// (not one) let a child exit on one CPU while its parent forks the next on the other,
+    /// and save a context switch per fork.
     fn churn(&self, w: &mut Worker) {
+        let mut kids = [Pid::from_raw(0); CHURN_BATCH];
         while w.running() {
-            let Some(n) = self.reserve(w) else {
-                w.add(CAPPED, 1);
-                std::thread::yield_now();
-                continue;
-            };
-            w.add(ATTEMPTS, 1);
-            // SAFETY: the child calls only _exit; the worker is single-threaded.
-            match unsafe { nix::unistd::fork() } {
-                Ok(ForkResult::Child) => {
-                    // SAFETY: leave at once, touching nothing.
-                    unsafe { libc::_exit(0) }
+            let mut k = 0;
+            while k < CHURN_BATCH {
+                if self.reserve(w).is_none() {
+                    w.add(CAPPED, 1);
+                    break;
                 }
-                Ok(ForkResult::Parent { child }) => {
-                    self.note_fork(w, n);
-                    loop {
-                        match waitpid(child, None) {
-                            Err(Errno::EINTR) => continue,
-                            _ => break,
-                        }
+                w.add(ATTEMPTS, 1);
+                // SAFETY: the child calls only _exit; the worker is single-threaded.
+                match unsafe { nix::unistd::fork() } {
+                    Ok(ForkResult::Child) => {
+                        // SAFETY: leave at once, touching nothing.
+                        unsafe { libc::_exit(0) }
                     }
-                    self.release(w, 1);
+                    Ok(ForkResult::Parent { child }) => {
+                        kids[k] = child;
+                        k += 1;
+                        self.note_fork(w);
+                    }
+                    Err(e) => {
+                        self.release(w, 1);
+                        w.add(FAILURES, 1);
+                        w.errno(e);
+                        break;
+                    }
                 }
-                Err(e) => {
-                    self.release(w, 1);
-                    w.add(FAILURES, 1);
-                    w.errno(e);
-                    std::thread::yield_now();
-                }
+            }
+            for &child in &kids[..k] {
+                while let Err(Errno::EINTR) = waitpid(child, None) {}
+            }
+            self.reaped(w, k as u64);
+            if k == 0 {
+                std::thread::yield_now();
             }
         }
         self.publish(w);

@@ -1,0 +1,453 @@
+//! forkbomb driven as users drive it: the real binary, real signals, the JSON report.
+//!
+//! Every run here happens inside a pids cgroup the test makes (pids.max well above the
+//! run's --max-procs), so a bug in the cap can never reach the machine's process table.
+//! Where no pids cgroup can be made, the test says so and skips.
+
+use std::time::{Duration, Instant};
+
+use common::testkit::{live_tagged, wait_until_gone, Bin, Cgroup, Output, Running};
+
+fn bin() -> Bin {
+    Bin::new("forkbomb", env!("CARGO_BIN_EXE_forkbomb"))
+}
+
+/// Runs take turns: on two cores, two bombs at once would measure each other.
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Slack for timings when the binary runs under emulation.
+fn slack() -> f64 {
+    if bin().emulated() {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// A pids cgroup of the test's own with `pids.max`, or None (the caller skips).
+fn cgroup(name: &str, max: u64) -> Option<Cgroup> {
+    let cg = Cgroup::new("pids", name);
+    match &cg {
+        Some(c) => c.set("pids.max", &max.to_string()),
+        None => eprintln!("SKIP: no writable pids cgroup here; forkbomb runs only inside one"),
+    }
+    cg
+}
+
+/// The `max` line of pids.events (cgroup v1 and v2), if the kernel has the file.
+fn max_events(cg: &Cgroup) -> Option<u64> {
+    cg.get("pids.events")
+        .lines()
+        .find_map(|l| l.strip_prefix("max ")?.trim().parse().ok())
+}
+
+/// What was seen from outside while a run lasted.
+struct Watch {
+    out: Output,
+    /// Most tagged processes seen at once (/proc).
+    peak_tagged: usize,
+    /// Highest pids.current of the test cgroup.
+    peak_current: u64,
+    /// From the spawn to the last tagged process gone.
+    gone_after: Duration,
+}
+
+/// Polls the run's process count from outside until the binary exits, then waits for the
+/// last of its processes.
+fn watch(run: Running, cg: &Cgroup, timeout: Duration) -> Watch {
+    let tag = run.tag.clone();
+    let started = run.started;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (tag, stop, dir) = (tag.clone(), stop.clone(), cg.dir.clone());
+        std::thread::spawn(move || {
+            let current = || {
+                std::fs::read_to_string(dir.join("pids.current"))
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let (mut tagged, mut cur) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                cur = cur.max(current());
+                tagged = tagged.max(live_tagged(&tag).len());
+                cur = cur.max(current());
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            (tagged, cur)
+        })
+    };
+    let out = run.wait(timeout);
+    let gone = wait_until_gone(&tag, Duration::from_secs(5));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (peak_tagged, peak_current) = poller.join().unwrap();
+    let left = gone.as_ref().err().cloned().unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "processes left 5 s after the binary exited: {left:?}"
+    );
+    Watch {
+        out,
+        peak_tagged,
+        peak_current,
+        gone_after: started.elapsed(),
+    }
+}
+
+fn capped_run(mode: &str) {
+    let _turn = turn();
+    let Some(cg) = cgroup(&format!("cap-{mode}"), 200) else {
+        return;
+    };
+    let run = bin().spawn_in(
+        &["-m", mode, "-n", "100", "-t", "2", "--json", "-q"],
+        Some(&cg),
+    );
+    let w = watch(run, &cg, Duration::from_secs(20));
+    let out = &w.out;
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let r = out.json();
+
+    // The cap holds, seen from outside, and the cgroup's own limit was never reached.
+    assert!(
+        w.peak_tagged <= 100,
+        "{mode}: {} live processes seen, cap 100",
+        w.peak_tagged
+    );
+    assert!(
+        w.peak_current <= 100,
+        "{mode}: pids.current reached {}, cap 100",
+        w.peak_current
+    );
+    assert_eq!(
+        max_events(&cg).unwrap_or(0),
+        0,
+        "{mode}: the test cgroup's pids.max was hit"
+    );
+    assert_eq!(
+        r["details"]["cgroup_limit_hits"].as_u64().unwrap_or(0),
+        0,
+        "{mode}: {}",
+        r["details"]
+    );
+
+    // Everything is gone within 1 s of the deadline.
+    let elapsed = r["elapsed_s"].as_f64().unwrap();
+    let teardown = r["teardown_s"].as_f64().unwrap();
+    assert!(teardown < 1.0 + slack(), "{mode}: teardown_s {teardown}");
+    assert!(elapsed < 3.0 + slack(), "{mode}: elapsed_s {elapsed}");
+    // From outside, the process start (exec, probing the host) comes on top.
+    assert!(
+        w.gone_after < Duration::from_secs_f64(3.5 + slack()),
+        "{mode}: last process gone {:?} after the start",
+        w.gone_after
+    );
+
+    // The report holds real values.
+    assert_eq!(r["tool"], "forkbomb");
+    assert_eq!(r["outcome"], "completed");
+    assert_eq!(r["stop_reason"], "deadline");
+    assert_eq!(r["params"]["effective"]["mode"], mode);
+    assert_eq!(r["params"]["effective"]["max_procs"], 100);
+    assert_eq!(r["params"]["requested"]["max-procs"], "100");
+    let ops = r["totals"]["ops"].as_u64().unwrap();
+    let attempted = r["totals"]["forks_attempted"].as_u64().unwrap();
+    assert!(ops > 0 && attempted >= ops, "{mode}: {}", r["totals"]);
+    assert_eq!(r["totals"]["forks_succeeded"], ops);
+    assert!(r["rates"]["ops"].as_f64().unwrap() > 0.0);
+    assert!(r["rates"]["forks_succeeded"].as_f64().unwrap() > 0.0);
+    let peak = r["peaks"]["live_procs"].as_u64().unwrap();
+    assert!(peak <= 100, "{mode}: reported peak {peak}");
+    assert_eq!(r["details"]["peak_live_procs"], peak);
+    assert!(
+        r["details"]["cgroup"]
+            .as_str()
+            .unwrap()
+            .contains("pids.max 98"),
+        "{}",
+        r["details"]
+    );
+    assert!(
+        r["errors"].as_object().unwrap().is_empty(),
+        "{mode}: {}",
+        r["errors"]
+    );
+    let t_peak = r["details"]["time_to_peak_s"].as_f64().unwrap();
+    assert!(
+        (0.0..=2.0 + slack()).contains(&t_peak),
+        "{mode}: time_to_peak_s {t_peak}"
+    );
+    assert!(r["samples"].as_array().unwrap().len() >= 2);
+    match mode {
+        "churn" => {
+            // Children exit at once: many forks, few alive at a time.
+            assert!(ops > 200, "churn: {ops} forks in 2 s");
+            assert_eq!(r["details"]["cap_reached"], false);
+        }
+        _ => {
+            // The bomb fills the cap exactly, and fast.
+            assert_eq!(peak, 100, "{mode}: {}", r["details"]);
+            assert_eq!(r["details"]["cap_reached"], true);
+            assert!(
+                w.peak_tagged >= 90,
+                "{mode}: only {} seen from outside",
+                w.peak_tagged
+            );
+            assert!(r["totals"]["cap_waits"].as_u64().unwrap() > 0);
+            let full = r["details"]["time_to_full_s"].as_f64().unwrap();
+            assert!(full < 1.0 + slack(), "{mode}: cap full after {full} s");
+        }
+    }
+    if mode == "hold" {
+        // Holding costs no CPU worth the name once full.
+        assert!(
+            r["totals"]["cpu_s"].as_f64().unwrap() < 1.0,
+            "{}",
+            r["totals"]
+        );
+    }
+}
+
+#[test]
+fn classic_holds_the_cap_and_ends_on_time() {
+    capped_run("classic");
+}
+
+#[test]
+fn churn_holds_the_cap_and_ends_on_time() {
+    capped_run("churn");
+}
+
+#[test]
+fn hold_holds_the_cap_and_ends_on_time() {
+    capped_run("hold");
+}
+
+#[test]
+fn a_thousand_processes_go_within_a_second() {
+    let _turn = turn();
+    let Some(cg) = cgroup("thousand", 1200) else {
+        return;
+    };
+    let run = bin().spawn_in(
+        &["-m", "hold", "-n", "1000", "-t", "2", "--json", "-q"],
+        Some(&cg),
+    );
+    let w = watch(run, &cg, Duration::from_secs(20));
+    assert_eq!(w.out.code, Some(0), "stderr: {}", w.out.stderr);
+    let r = w.out.json();
+    assert_eq!(r["peaks"]["live_procs"], 1000);
+    assert!(w.peak_current <= 1000, "pids.current {}", w.peak_current);
+    assert_eq!(max_events(&cg).unwrap_or(0), 0);
+    let teardown = r["teardown_s"].as_f64().unwrap();
+    assert!(teardown < 1.0 + slack(), "teardown_s {teardown}");
+}
+
+fn sigkill_ends_everything(mode: &str) {
+    let _turn = turn();
+    let Some(cg) = cgroup(&format!("kill-{mode}"), 200) else {
+        return;
+    };
+    let run = bin().spawn_in(&["-m", mode, "-n", "100", "-t", "30", "-q"], Some(&cg));
+    let t0 = Instant::now();
+    while live_tagged(&run.tag).len() < 90 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{mode}: the bomb never filled up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.signal(libc::SIGKILL);
+    let gone = wait_until_gone(&run.tag, Duration::from_secs(1));
+    assert!(
+        gone.is_ok(),
+        "{mode}: alive 1 s after SIGKILL of the supervisor: {:?}",
+        gone.unwrap_err()
+    );
+    assert_eq!(max_events(&cg).unwrap_or(0), 0);
+    drop(run);
+}
+
+#[test]
+fn sigkill_of_the_supervisor_ends_a_classic_bomb_within_1s() {
+    sigkill_ends_everything("classic");
+}
+
+#[test]
+fn sigkill_of_the_supervisor_ends_a_holding_bomb_within_1s() {
+    sigkill_ends_everything("hold");
+}
+
+#[test]
+fn sigterm_stops_with_a_report() {
+    let _turn = turn();
+    let Some(cg) = cgroup("term", 200) else {
+        return;
+    };
+    let run = bin().spawn_in(&["-n", "100", "-t", "30", "--json", "-q"], Some(&cg));
+    std::thread::sleep(Duration::from_millis(800));
+    run.signal(libc::SIGTERM);
+    let w = watch(run, &cg, Duration::from_secs(10));
+    assert_eq!(w.out.code, Some(143), "stderr: {}", w.out.stderr);
+    let r = w.out.json();
+    assert_eq!(r["outcome"], "interrupted");
+    assert!(r["teardown_s"].as_f64().unwrap() < 1.0 + slack());
+    assert!(w.peak_tagged <= 100);
+}
+
+/// A full process table (here: a cgroup mostly taken by others) shows as EAGAIN in the
+/// report's errors, and the run still ends on time.
+#[test]
+fn a_full_table_is_counted_as_eagain() {
+    let _turn = turn();
+    let Some(cg) = cgroup("full", 100) else {
+        return;
+    };
+    // 40 sleepers take 40 of the 100 places; the default cap (100 - 25) is above what is left.
+    let procs = cg.procs_file();
+    let sleepers: Vec<_> = (0..40)
+        .map(|_| {
+            let procs = procs.clone();
+            let mut c = std::process::Command::new("sleep");
+            c.arg("20");
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec only open/write/close.
+            unsafe {
+                c.pre_exec(move || std::fs::write(&procs, "0"));
+            }
+            c.spawn().unwrap()
+        })
+        .collect();
+    let run = bin().spawn_in(&["-m", "hold", "-t", "1", "--json", "-q"], Some(&cg));
+    let w = watch(run, &cg, Duration::from_secs(20));
+    for mut s in sleepers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    assert_eq!(w.out.code, Some(0), "stderr: {}", w.out.stderr);
+    let r = w.out.json();
+    assert_eq!(r["params"]["effective"]["max_procs"], 75, "{}", r["params"]);
+    assert!(
+        r["errors"]["EAGAIN"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        r["errors"]
+    );
+    assert!(r["totals"]["fork_failures"].as_u64().unwrap() > 0);
+    assert!(
+        r["peaks"]["live_procs"].as_u64().unwrap() <= 60,
+        "{} {} {}",
+        r["peaks"],
+        r["totals"],
+        r["details"]
+    );
+    assert!(r["teardown_s"].as_f64().unwrap() < 1.0 + slack());
+}
+
+#[test]
+fn bad_values_are_refused_with_one_line_and_exit_2() {
+    let _turn = turn();
+    let Some(cg) = cgroup("bad", 50) else { return };
+    let cases: &[&[&str]] = &[
+        &["-m", "nuclear"],
+        &["--mode"],
+        &["-n", "0"],
+        &["-n", "3"],
+        &["-n", "-5"],
+        &["-n", "many"],
+        &["-n", "10", "-w", "9"],
+        &["-t", "0"],
+        &["-w", "0"],
+        &["--bogus"],
+    ];
+    for args in cases {
+        let out = bin()
+            .spawn_in(args, Some(&cg))
+            .wait(Duration::from_secs(10));
+        assert_eq!(out.code, Some(2), "{args:?}: stderr {}", out.stderr);
+        let lines: Vec<_> = out.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{args:?}: not one line: {:?}", out.stderr);
+        assert!(lines[0].starts_with("forkbomb: "), "{args:?}: {}", lines[0]);
+        assert!(out.stdout.is_empty(), "{args:?}: stdout {}", out.stdout);
+        assert!(live_tagged(&out.tag).is_empty());
+    }
+}
+
+#[test]
+fn dry_run_shows_the_cap_and_where_it_comes_from() {
+    let _turn = turn();
+    let Some(cg) = cgroup("plan", 200) else {
+        return;
+    };
+    let out = bin()
+        .spawn_in(&["--dry-run", "--json"], Some(&cg))
+        .wait(Duration::from_secs(10));
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let p = out.json();
+    let e = &p["params"]["effective"];
+    assert_eq!(p["host"]["limits"]["pids_cgroup_max"], 200);
+    assert_eq!(e["max_procs"], 200 - 32, "{e}");
+    assert!(
+        e["max_procs_source"]
+            .as_str()
+            .unwrap()
+            .contains("pids cgroup"),
+        "{e}"
+    );
+    assert_eq!(e["mode"], "classic");
+    assert_eq!(
+        e["fork_budget"],
+        200 - 32 - 2 - e["workers"].as_u64().unwrap()
+    );
+
+    // Above what the host allows: cut, and said so.
+    let cut = bin()
+        .spawn_in(&["--dry-run", "--json", "-n", "50000"], Some(&cg))
+        .wait(Duration::from_secs(10));
+    assert_eq!(cut.code, Some(0), "stderr: {}", cut.stderr);
+    let e = cut.json()["params"]["effective"].clone();
+    assert_eq!(e["max_procs"], 168);
+    assert!(
+        e["max_procs_note"].as_str().unwrap().contains("cut to 168"),
+        "{e}"
+    );
+
+    let text = bin()
+        .spawn_in(&["--dry-run", "-m", "hold", "-n", "120"], Some(&cg))
+        .wait(Duration::from_secs(10));
+    assert_eq!(text.code, Some(0));
+    assert!(
+        text.stdout.contains("max_procs") && text.stdout.contains("120"),
+        "{}",
+        text.stdout
+    );
+    assert!(out.elapsed < Duration::from_secs(3));
+}
+
+#[test]
+fn help_and_version() {
+    let Some(cg) = cgroup("help", 20) else { return };
+    let h = bin()
+        .spawn_in(&["--help"], Some(&cg))
+        .wait(Duration::from_secs(10));
+    assert_eq!(h.code, Some(0));
+    for needle in [
+        "Examples:",
+        "--max-procs",
+        "--mode",
+        "churn",
+        "hold",
+        "Exit codes:",
+    ] {
+        assert!(h.stdout.contains(needle), "--help lacks {needle}");
+    }
+    let v = bin()
+        .spawn_in(&["--version"], Some(&cg))
+        .wait(Duration::from_secs(10));
+    assert_eq!(
+        v.stdout.trim(),
+        format!("forkbomb {}", env!("CARGO_PKG_VERSION"))
+    );
+}
