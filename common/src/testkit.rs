@@ -120,6 +120,49 @@ impl Bin {
         }
     }
 
+    /// Runs the binary with its stderr on a pseudo-terminal, as a person at a terminal
+    /// would; returns the exit code and every byte written to the terminal.
+    pub fn run_on_terminal(&self, args: &[&str], timeout: Duration) -> (Option<i32>, String) {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty writes two descriptors; the name, termios and winsize are optional.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just opened and are owned here.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let mut cmd = self.command(args, "terminal");
+        cmd.stderr(Stdio::from(slave)).stdout(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn on a terminal");
+        drop(cmd); // closes our copy of the slave, so the master sees the end
+        let reader = std::thread::spawn(move || {
+            let mut f = std::fs::File::from(master);
+            let mut buf = Vec::new();
+            let _ = f.read_to_end(&mut buf); // ends with EIO once the slave is closed
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        (status.code(), reader.join().unwrap())
+    }
+
     /// Runs the binary to the end (killed after `timeout`).
     pub fn run(&self, args: &[&str], timeout: Duration) -> Output {
         self.spawn(args).wait(timeout)

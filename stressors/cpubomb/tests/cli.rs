@@ -270,6 +270,37 @@ fn summary_goes_to_stderr_without_a_status_line_when_not_a_terminal() {
 }
 
 #[test]
+fn a_terminal_gets_a_live_status_line_with_colour_unless_no_color() {
+    let _turn = burn();
+    let (code, tty) = bin().run_on_terminal(&["-t", "2", "-w", "1"], Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{tty}");
+    // Redrawn in place once a second, then cleared before the summary.
+    assert!(tty.matches("\r\x1b[2K").count() >= 2, "{tty:?}");
+    assert!(tty.contains("workers 1") && tty.contains("ops "), "{tty:?}");
+    assert!(
+        tty.contains("\x1b[1mcpubomb\x1b[0m"),
+        "no bold name: {tty:?}"
+    );
+    assert!(tty.contains("completed"), "{tty:?}");
+
+    let plain = bin().with_env("NO_COLOR", "1");
+    let (code, tty) = plain.run_on_terminal(&["-t", "2", "-w", "1"], Duration::from_secs(20));
+    assert_eq!(code, Some(0));
+    assert!(
+        tty.contains("\r\x1b[2K") && tty.contains("workers 1"),
+        "{tty:?}"
+    );
+    assert!(
+        !tty.contains("\x1b[1m") && !tty.contains("\x1b[32m"),
+        "colour with NO_COLOR: {tty:?}"
+    );
+
+    let (code, tty) = bin().run_on_terminal(&["-t", "1", "-w", "1", "-q"], Duration::from_secs(20));
+    assert_eq!(code, Some(0));
+    assert!(tty.is_empty(), "--quiet wrote to the terminal: {tty:?}");
+}
+
+#[test]
 fn help_and_version() {
     let h = bin().run(&["--help"], Duration::from_secs(10));
     assert_eq!(h.code, Some(0));
