@@ -90,7 +90,11 @@ Memory:
   --max-mem is a cap over all workers together; each worker gets an equal share. A
   percentage is of the tighter of the guest's available memory and its cgroup limit.
   Without --max-mem there is no cap inside a guest (the paper's behaviour: the guest runs
-  out of memory); on bare metal (--allow-host) the default is 80%.
+  out of memory); on bare metal (--allow-host) the default is 80%. Without a cap, hold
+  grows like grow until the guest runs out. With --on-oom respawn (the default) a worker
+  the kernel OOM-kills is replaced at once, so the pressure holds to the deadline; the
+  report counts the kills (workers.oom_killed) and the time to the first one. On illumos
+  (no OOM killer) a refused mmap (ENOMEM) is counted and retried.
 ", common::help_footer!()), after_help = "See --help for examples, units, safety and exit codes.")]
 pub struct Cli {
     #[command(flatten)]

@@ -425,3 +425,41 @@ fn help_names_every_flag() {
         assert!(h.stdout.contains(needle), "--help lacks {needle}");
     }
 }
+
+#[test]
+fn enomem_from_mmap_is_counted_and_retried_holding_what_was_got() {
+    // illumos's signal (swap reserved at allocation), made on Linux with an address-space
+    // limit: mmap fails with ENOMEM long before the cgroup runs out.
+    let _turn = serial();
+    let Some(cg) = cgroup("enomem", 256 * MIB) else {
+        return;
+    };
+    let sh = Bin {
+        exe: "/bin/sh".into(),
+        runner: None,
+        env: Vec::new(),
+    };
+    let script = format!(
+        "ulimit -v {}; exec {} -t 2 -w 1 --json -q",
+        160 * 1024,
+        bin().exe.display()
+    );
+    let out = sh
+        .spawn_in(&["-c", &script], Some(&cg))
+        .wait(Duration::from_secs(30));
+    assert!(wait_until_gone(&out.tag, Duration::from_secs(1)).is_ok());
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["outcome"], "completed");
+    assert_eq!(r["workers"]["oom_killed"], 0);
+    assert_eq!(r["workers"]["started"], 1, "the worker held on");
+    let enomem = u(&r["details"]["enomem"]);
+    assert!(
+        enomem >= 10,
+        "ENOMEM counted {enomem} times: {}",
+        r["errors"]
+    );
+    assert_eq!(u(&r["errors"]["ENOMEM"]), enomem);
+    let peak = u(&r["peaks"]["resident_bytes"]);
+    assert!((64 * MIB..160 * MIB).contains(&peak), "held {peak}");
+}
