@@ -56,6 +56,15 @@ impl Bin {
         self.runner.is_some()
     }
 
+    /// Extra seconds to allow in a timing assertion: 1 under emulation, else 0.
+    pub fn slack(&self) -> f64 {
+        if self.emulated() {
+            1.0
+        } else {
+            0.0
+        }
+    }
+
     fn command(&self, args: &[&str], tag: &str) -> Command {
         let mut c = match &self.runner {
             Some(r) => {
@@ -149,17 +158,7 @@ impl Bin {
             let _ = f.read_to_end(&mut buf); // ends with EIO once the slave is closed
             String::from_utf8_lossy(&buf).into_owned()
         });
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break child.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let status = wait_or_kill(&mut child, timeout);
         (status.code(), reader.join().unwrap())
     }
 
@@ -224,17 +223,7 @@ impl Running {
             let _ = err.read_to_string(&mut s);
             s
         });
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                break child.wait().unwrap();
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let status = wait_or_kill(&mut child, timeout);
         let elapsed = self.started.elapsed();
         use std::os::unix::process::ExitStatusExt;
         Output {
@@ -256,6 +245,28 @@ impl Drop for Running {
             let _ = c.wait();
         }
     }
+}
+
+/// Waits for `child` to end; SIGKILLs it after `timeout`.
+fn wait_or_kill(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Tests that burn CPU, memory or processes take turns (hold the guard for the test's
+/// length): on two cores, two bombs at once would measure each other, not the binary.
+pub fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Processes (not zombies) whose environment carries `MISBEHAVE_TEST_TAG=tag`.

@@ -2,31 +2,19 @@
 
 use std::time::Duration;
 
-use common::testkit::{live_tagged, wait_until_gone, Bin};
+use common::testkit::{live_tagged, take_turn, wait_until_gone, Bin};
 
 fn bin() -> Bin {
     Bin::new("cpubomb", env!("CARGO_BIN_EXE_cpubomb"))
 }
 
-/// Tests that burn CPU take turns: on two cores, two of them at once would starve each
-/// other and measure the machine instead of the binary.
-fn burn() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Slack for timings when the binary runs under emulation.
 fn slack() -> f64 {
-    if bin().emulated() {
-        1.0
-    } else {
-        0.0
-    }
+    bin().slack()
 }
 
 #[test]
 fn a_two_second_run_reports_real_values() {
-    let _turn = burn();
+    let _turn = take_turn();
     let out = bin().run(
         &["-t", "2", "-w", "2", "--json", "-q"],
         Duration::from_secs(20),
@@ -81,7 +69,7 @@ fn a_two_second_run_reports_real_values() {
 
 #[test]
 fn load_50_lands_near_half_the_cpu_time() {
-    let _turn = burn();
+    let _turn = take_turn();
     let out = bin().run(
         &["-t", "3", "-w", "1", "--load", "50", "--json", "-q"],
         Duration::from_secs(20),
@@ -97,7 +85,7 @@ fn load_50_lands_near_half_the_cpu_time() {
 }
 
 fn interrupted_by(sig: i32, name: &str, code: i32) {
-    let _turn = burn();
+    let _turn = take_turn();
     let dir = std::env::temp_dir().join(format!("cpubomb-test-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("r.json");
@@ -151,7 +139,7 @@ fn sighup_interrupts_with_exit_129_and_a_report() {
 
 #[test]
 fn sigkill_of_the_supervisor_leaves_no_worker_alive() {
-    let _turn = burn();
+    let _turn = take_turn();
     let run = bin().spawn(&["-t", "30", "-w", "3", "-q"]);
     // supervisor + group leader + 3 workers
     let t0 = std::time::Instant::now();
@@ -233,7 +221,7 @@ fn dry_run_resolves_the_plan_and_starts_nothing() {
 
 #[test]
 fn bare_metal_is_refused_unless_allowed() {
-    let _turn = burn();
+    let _turn = take_turn();
     let bare = bin().with_env("MISBEHAVE_TEST_BARE_METAL", "1");
     let out = bare.run(&["-t", "1"], Duration::from_secs(10));
     assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
@@ -249,7 +237,7 @@ fn bare_metal_is_refused_unless_allowed() {
 
 #[test]
 fn summary_goes_to_stderr_without_a_status_line_when_not_a_terminal() {
-    let _turn = burn();
+    let _turn = take_turn();
     let out = bin().run(&["-t", "1", "-w", "1"], Duration::from_secs(10));
     assert_eq!(out.code, Some(0));
     assert!(
@@ -271,7 +259,7 @@ fn summary_goes_to_stderr_without_a_status_line_when_not_a_terminal() {
 
 #[test]
 fn a_terminal_gets_a_live_status_line_with_colour_unless_no_color() {
-    let _turn = burn();
+    let _turn = take_turn();
     let (code, tty) = bin().run_on_terminal(&["-t", "2", "-w", "1"], Duration::from_secs(20));
     assert_eq!(code, Some(0), "{tty}");
     // Redrawn in place once a second, then cleared before the summary.
