@@ -21,6 +21,10 @@
 //! * `run=PATH,ARG,ARG...` the command: comma separated argv, each piece
 //!   %-decoded (`%2C` is a comma, `%20` a space, `%25` a percent sign).
 //! * `net=0`           skip the network set-up (default `net=1`).
+//! * `poweroff=reboot` end with reboot(RB_AUTOBOOT), not RB_POWER_OFF (for x86
+//!   microvm with acpi=off, which cannot power off; qemu -no-reboot exits).
+//! * `MODULE.PARAM=VALUE` (anywhere on the kernel command line) is passed to
+//!   that module when init loads it, like modprobe does.
 //! * `selftest=init-panic|init-exit|init-hang` make init itself misbehave
 //!   (harness self-tests only).
 //!
@@ -107,17 +111,27 @@ fn one_line(s: &str) -> String {
 
 // --------------------------------------------------------------- poweroff --
 
+/// `poweroff=reboot`: end with reboot(RB_AUTOBOOT) instead of RB_POWER_OFF, for
+/// machines that cannot power off (x86 microvm without ACPI); with qemu's
+/// -no-reboot a reboot ends the guest just the same.
+static REBOOT_INSTEAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn poweroff() -> ! {
+    let how = if REBOOT_INSTEAD.load(std::sync::atomic::Ordering::Relaxed) {
+        libc::RB_AUTOBOOT
+    } else {
+        libc::RB_POWER_OFF
+    };
     // SAFETY: plain syscalls without pointers.
     unsafe {
         libc::sync();
-        libc::reboot(libc::RB_POWER_OFF);
+        libc::reboot(how);
     }
     // Still here: exiting PID 1 panics the kernel, and with panic=-1 and qemu's
     // -no-reboot that ends the guest as well.
     out(&format!(
         "\n===MISBEHAVE-INIT-ERROR {}===\n",
-        one_line(&os_err("reboot(RB_POWER_OFF)"))
+        one_line(&os_err("reboot"))
     ));
     std::process::exit(1);
 }
@@ -193,6 +207,9 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
                 }
             }
             "net" => cfg.net = v != "0",
+            "poweroff" => REBOOT_INSTEAD.store(v == "reboot", std::sync::atomic::Ordering::Relaxed),
+            // module.param=value: handed to that module by load_modules().
+            _ if k.contains('.') => {}
             "selftest" => cfg.selftest = Some(v.into()),
             _ => out(&format!("guest-init: ignoring unknown key {k:?}\n")),
         }
@@ -282,7 +299,26 @@ fn find_modules() -> Vec<(String, std::path::PathBuf)> {
     found
 }
 
+/// `param=value ...` for module `name` from the `name.param=value` words of
+/// /proc/cmdline (what modprobe does; the kernel applies them only to built-ins).
+/// qemu's microvm appends `virtio_mmio.device=...` this way.
+fn module_params(cmdline: &str, name: &str) -> CString {
+    let mut p = String::new();
+    for w in cmdline.split_ascii_whitespace() {
+        if let Some((m, rest)) = w.split_once('.') {
+            if m.replace('-', "_") == name && rest.contains('=') {
+                if !p.is_empty() {
+                    p.push(' ');
+                }
+                p.push_str(rest);
+            }
+        }
+    }
+    CString::new(p).unwrap_or_default()
+}
+
 fn load_modules() {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let mods = find_modules();
     let mut order: Vec<&(String, std::path::PathBuf)> = Vec::with_capacity(mods.len());
     for name in MODULE_ORDER {
@@ -292,23 +328,40 @@ fn load_modules() {
         mods.iter()
             .filter(|(n, _)| !MODULE_ORDER.contains(&n.as_str())),
     );
-    for (name, path) in order {
-        let f = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) => {
-                out(&format!("guest-init: open {}: {e}\n", path.display()));
-                continue;
+    // A module whose dependency comes later fails with ENOENT (unknown symbol):
+    // retry the failures until a pass loads nothing new.
+    let mut pending = order;
+    let mut last_err: Vec<(String, std::io::Error)> = Vec::new();
+    for _pass in 0..MAX_MODULES {
+        let mut failed = Vec::with_capacity(pending.len());
+        last_err.clear();
+        for m in &pending {
+            let (name, path) = *m;
+            let f = match std::fs::File::open(path) {
+                Ok(f) => f,
+                Err(e) => {
+                    last_err.push((name.clone(), e));
+                    failed.push(*m);
+                    continue;
+                }
+            };
+            let params = module_params(&cmdline, name);
+            // SAFETY: valid fd and NUL-terminated parameter string.
+            let r =
+                unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), params.as_ptr(), 0) };
+            if r != 0 && errno() != libc::EEXIST {
+                last_err.push((name.clone(), std::io::Error::last_os_error()));
+                failed.push(*m);
             }
-        };
-        let params = c"";
-        // SAFETY: valid fd and NUL-terminated parameter string.
-        let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), params.as_ptr(), 0) };
-        if r != 0 && errno() != libc::EEXIST {
-            out(&format!(
-                "guest-init: finit_module {name}: {}\n",
-                std::io::Error::last_os_error()
-            ));
         }
+        let progress = failed.len() < pending.len();
+        pending = failed;
+        if pending.is_empty() || !progress {
+            break;
+        }
+    }
+    for (name, e) in last_err {
+        out(&format!("guest-init: finit_module {name}: {e}\n"));
     }
 }
 
