@@ -570,17 +570,42 @@ impl Stressor for ForkBomb {
     }
 }
 
+/// The prefix of the run's own pids cgroup: `misbehave-forkbomb-<supervisor pid>`.
+const CGROUP_PREFIX: &str = "misbehave-forkbomb-";
+
 /// Makes `<this process's pids cgroup>/misbehave-forkbomb-<pid>` with pids.max = `max`.
 fn make_cgroup(max: u64) -> Result<PathBuf, String> {
     let (own, ver) = common::sys::cgroup_dir("pids").ok_or("no pids cgroup hierarchy")?;
+    sweep_stale_cgroups(&own);
     if ver == common::sys::CgroupVersion::V2 {
         let _ = std::fs::write(own.join("cgroup.subtree_control"), "+pids");
     }
-    let dir = own.join(format!("misbehave-forkbomb-{}", std::process::id()));
+    let dir = own.join(format!("{CGROUP_PREFIX}{}", std::process::id()));
     std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     if let Err(e) = std::fs::write(dir.join("pids.max"), max.to_string()) {
         let _ = std::fs::remove_dir(&dir);
         return Err(format!("setting {}/pids.max: {e}", dir.display()));
     }
     Ok(dir)
+}
+
+/// Removes the empty cgroups of earlier runs whose supervisor is gone (killed with SIGKILL,
+/// it could not remove its own).
+fn sweep_stale_cgroups(own: &std::path::Path) {
+    let Ok(dir) = std::fs::read_dir(own) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(CGROUP_PREFIX)) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
+        if nix::sys::signal::kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH) {
+            // Fails (and stays) while a process is still inside: nothing is killed here.
+            let _ = std::fs::remove_dir(e.path());
+        }
+    }
 }
