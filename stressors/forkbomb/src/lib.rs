@@ -141,7 +141,7 @@ static METRICS: [Metric; 5] = [
 /// Run-wide shared words.
 /// Processes forked by the bomb, alive or reserved (raised before the fork).
 const G_FORKED: usize = 0;
-/// The highest G_FORKED a successful fork reached.
+/// The highest G_LIVE reached.
 const G_PEAK: usize = 1;
 /// CLOCK_MONOTONIC ns when G_PEAK was last raised.
 const G_PEAK_NS: usize = 2;
@@ -244,16 +244,16 @@ impl ForkBomb {
 
     /// Takes one place under the cap; false when the cap is full.
     #[inline]
-    fn reserve(&self, w: &Worker) -> Option<u64> {
+    fn reserve(&self, w: &Worker) -> bool {
         let g = self.forked(w);
         let budget = self.budget();
         let mut cur = g.load(Relaxed);
         loop {
             if cur >= budget {
-                return None;
+                return false;
             }
             match g.compare_exchange_weak(cur, cur + 1, AcqRel, Relaxed) {
-                Ok(_) => return Some(cur + 1),
+                Ok(_) => return true,
                 Err(v) => cur = v,
             }
         }
@@ -346,7 +346,7 @@ impl ForkBomb {
         };
         let mut spins = 0u32;
         while w.running() {
-            if self.reserve(w).is_none() {
+            if !self.reserve(w) {
                 w.add(CAPPED, 1);
                 if hold {
                     break;
@@ -415,7 +415,7 @@ impl ForkBomb {
         while w.running() {
             let mut k = 0;
             while k < CHURN_BATCH {
-                if self.reserve(w).is_none() {
+                if !self.reserve(w) {
                     w.add(CAPPED, 1);
                     break;
                 }
@@ -607,5 +607,73 @@ fn sweep_stale_cgroups(own: &std::path::Path) {
             // Fails (and stays) while a process is still inside: nothing is killed here.
             let _ = std::fs::remove_dir(e.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::Command;
+
+    fn host(pids: Option<u64>, pid_max: u64, threads: u64) -> Host {
+        let mut h = Host::probe();
+        h.limits.pids_cgroup_max = pids;
+        h.limits.pid_max = Some(pid_max);
+        h.limits.threads_max = Some(threads);
+        h.limits.processes_max = [pids, Some(pid_max), Some(threads)]
+            .into_iter()
+            .flatten()
+            .min();
+        h.cpus.usable = 2;
+        h
+    }
+
+    fn plan(args: &[&str], h: &Host) -> common::Result<ForkBomb> {
+        let mut argv = vec!["forkbomb", "-q"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().plan(h)
+    }
+
+    #[test]
+    fn the_default_cap_is_the_tightest_limit_minus_a_margin() {
+        let p = plan(&[], &host(None, 32768, 192730)).unwrap();
+        assert_eq!(p.max_procs, 32768 - 32);
+        assert!(p.source.contains("pid_max"), "{}", p.source);
+        let p = plan(&[], &host(Some(200), 32768, 192730)).unwrap();
+        assert_eq!((p.max_procs, p.budget()), (168, 164));
+        assert!(p.source.contains("pids cgroup"), "{}", p.source);
+        // A tiny limit keeps three quarters.
+        assert_eq!(
+            plan(&[], &host(Some(40), 32768, 192730)).unwrap().max_procs,
+            30
+        );
+    }
+
+    #[test]
+    fn a_cap_above_the_host_is_cut_and_said_so() {
+        let p = plan(&["-n", "50000"], &host(None, 32768, 4096)).unwrap();
+        assert_eq!(p.max_procs, 4096 - 32);
+        assert!(
+            p.note.as_deref().unwrap().contains("cut to 4064"),
+            "{:?}",
+            p.note
+        );
+        assert!(
+            p.note.as_deref().unwrap().contains("threads-max"),
+            "{:?}",
+            p.note
+        );
+        let p = plan(&["-n", "100"], &host(None, 32768, 4096)).unwrap();
+        assert_eq!((p.max_procs, p.note.is_none()), (100, true));
+    }
+
+    #[test]
+    fn workers_must_fit_under_the_cap() {
+        let h = host(None, 32768, 192730);
+        assert_eq!(plan(&["-n", "10", "-w", "7"], &h).unwrap().budget(), 1);
+        let e = plan(&["-n", "10", "-w", "8"], &h).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        // The default worker count shrinks to fit.
+        assert_eq!(plan(&["-n", "4"], &h).unwrap().workers, 1);
     }
 }
