@@ -36,6 +36,10 @@ use crate::{sys, time, CommonArgs, Context, Error, Result};
 
 /// How long workers get to return by themselves once told to stop, before SIGKILL.
 const GRACE: Duration = Duration::from_millis(250);
+/// The supervisor's nice value where it may raise its priority (root): thousands of busy
+/// workers (a fork bomb's full process table) must not starve the one process that keeps
+/// the deadline. It sleeps nearly all the time, so it takes little from anyone.
+const SUPERVISOR_NICE: i32 = -15;
 /// After this long, teardown gives up and reports what is left.
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(10);
 
@@ -170,6 +174,8 @@ struct Run<'a, S: Stressor> {
     end_run: Option<String>,
     oom_seen: Option<u64>,
     orphans: u64,
+    /// The nice value the run was started with: workers go back to it.
+    worker_nice: i32,
 }
 
 /// Runs the stressor's workers under supervision until the deadline, a stop signal, or
@@ -181,6 +187,8 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
 
     sys::set_oom_score_adj(-1000);
     sys::become_subreaper();
+    let worker_nice = sys::nice();
+    sys::set_nice(SUPERVISOR_NICE);
     let shared = Shared::new(workers)?;
     let signals = Signals::install()?;
     let me = getpid();
@@ -215,6 +223,7 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
         end_run: None,
         oom_seen: sys::oom_kills(),
         orphans: 0,
+        worker_nice,
     };
 
     let mut first_error = None;
@@ -418,6 +427,7 @@ impl<S: Stressor> Run<'_, S> {
             unsafe { libc::_exit(0) };
         }
         sys::set_oom_score_adj(1000);
+        sys::set_nice(self.worker_nice);
         let mut w = Worker::new(
             index,
             self.generation[index],

@@ -5,6 +5,8 @@
 //! Both modules export the same names; `cargo check --target x86_64-unknown-illumos` in
 //! `scripts/dist` keeps them in step.
 
+use nix::errno::Errno;
+
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
@@ -55,6 +57,25 @@ pub fn children_cpu_s() -> f64 {
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// This process's nice value.
+pub fn nice() -> i32 {
+    Errno::clear();
+    // SAFETY: getpriority takes integers; -1 is a valid answer, told apart by errno.
+    let n = unsafe { libc::getpriority(libc::PRIO_PROCESS as _, 0) };
+    if n == -1 && Errno::last_raw() != 0 {
+        0
+    } else {
+        n
+    }
+}
+
+/// Sets this process's nice value; lowering it needs privilege, so this is best effort and
+/// says whether it took.
+pub fn set_nice(n: i32) -> bool {
+    // SAFETY: setpriority takes integers.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS as _, 0, n) == 0 }
 }
 
 /// Free bytes for an unprivileged writer on the filesystem that holds `path` (statvfs).

@@ -500,8 +500,7 @@ impl Stressor for ForkBomb {
             // Thousands of runnable bomb processes at the supervisor's priority would starve
             // it: the deadline and the teardown would slip by seconds. At nice 19 they still
             // take every CPU cycle nobody else wants, and the process table stays full.
-            // SAFETY: plain integers; lowering one's own priority needs no privilege.
-            unsafe { libc::setpriority(libc::PRIO_PROCESS as _, 0, BOMB_NICE) };
+            common::sys::set_nice(BOMB_NICE);
         }
         match self.mode {
             Mode::Classic => self.bomb(w, false),
