@@ -6,25 +6,14 @@
 
 use std::time::{Duration, Instant};
 
-use common::testkit::{live_tagged, wait_until_gone, Bin, Cgroup, Output, Running};
+use common::testkit::{live_tagged, take_turn, wait_until_gone, Bin, Cgroup, Output, Running};
 
 fn bin() -> Bin {
     Bin::new("forkbomb", env!("CARGO_BIN_EXE_forkbomb"))
 }
 
-/// Runs take turns: on two cores, two bombs at once would measure each other.
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Slack for timings when the binary runs under emulation.
 fn slack() -> f64 {
-    if bin().emulated() {
-        1.0
-    } else {
-        0.0
-    }
+    bin().slack()
 }
 
 /// A pids cgroup of the test's own with `pids.max`, or None (the caller skips).
@@ -131,7 +120,7 @@ fn watch(run: Running, cg: &Cgroup, timeout: Duration) -> Watch {
 }
 
 fn capped_run(mode: &str) {
-    let _turn = turn();
+    let _turn = take_turn();
     let Some(cg) = cgroup(&format!("cap-{mode}"), 200) else {
         return;
     };
@@ -261,7 +250,7 @@ fn hold_holds_the_cap_and_ends_on_time() {
 
 #[test]
 fn a_thousand_processes_go_within_a_second() {
-    let _turn = turn();
+    let _turn = take_turn();
     let Some(cg) = cgroup("thousand", 1200) else {
         return;
     };
@@ -280,7 +269,7 @@ fn a_thousand_processes_go_within_a_second() {
 }
 
 fn sigkill_ends_everything(mode: &str) {
-    let _turn = turn();
+    let _turn = take_turn();
     let Some(cg) = cgroup(&format!("kill-{mode}"), 200) else {
         return;
     };
@@ -316,7 +305,7 @@ fn sigkill_of_the_supervisor_ends_a_holding_bomb_within_1s() {
 
 #[test]
 fn sigterm_stops_with_a_report() {
-    let _turn = turn();
+    let _turn = take_turn();
     let Some(cg) = cgroup("term", 200) else {
         return;
     };
@@ -335,7 +324,7 @@ fn sigterm_stops_with_a_report() {
 /// report's errors, and the run still ends on time.
 #[test]
 fn a_full_table_is_counted_as_eagain() {
-    let _turn = turn();
+    let _turn = take_turn();
     let Some(cg) = cgroup("full", 100) else {
         return;
     };
@@ -381,7 +370,7 @@ fn a_full_table_is_counted_as_eagain() {
 
 #[test]
 fn bad_values_are_refused_with_one_line_and_exit_2() {
-    let _turn = turn();
+    let _turn = take_turn();
     let Some(cg) = cgroup("bad", 50) else { return };
     let cases: &[&[&str]] = &[
         &["-m", "nuclear"],
@@ -410,7 +399,7 @@ fn bad_values_are_refused_with_one_line_and_exit_2() {
 
 #[test]
 fn dry_run_shows_the_cap_and_where_it_comes_from() {
-    let _turn = turn();
+    let _turn = take_turn();
     let Some(cg) = cgroup("plan", 200) else {
         return;
     };
