@@ -133,15 +133,17 @@ fn num(v: &Value) -> Option<f64> {
     v.as_f64()
 }
 
-/// The summary for people, printed on stderr at the end of a run.
+/// The summary for people, printed on stderr at the end of a run: the outcome, the
+/// workers, each metric with its rate or peak, CPU, the stressor's own findings, errors,
+/// and where it ran. Zero counts, internal clocks and anything already shown are left out
+/// (the JSON report has everything).
 pub fn summary(r: &Report, metrics: &[Metric], style: Style) -> String {
-    let mut out = String::new();
     let outcome = match r.outcome {
         "completed" => style.green(r.outcome),
         "interrupted" => style.yellow(r.outcome),
         _ => style.red(r.outcome),
     };
-    out += &format!(
+    let head = format!(
         "{}: {} after {:.2}s ({}; teardown {:.0}ms)\n",
         style.bold(r.tool),
         outcome,
@@ -149,54 +151,83 @@ pub fn summary(r: &Report, metrics: &[Metric], style: Style) -> String {
         r.stop_reason,
         r.teardown_s * 1000.0
     );
+    let mut rows: Vec<(String, String)> = Vec::new();
     let w = &r.workers;
-    out += &format!(
-        "  {:<10} {} started, {} exited, {} failed, {} killed ({} by OOM), {} respawned\n",
-        "workers", w.started, w.exited, w.failed, w.killed, w.oom_killed, w.respawned
-    );
+    rows.push((
+        "workers".into(),
+        format!(
+            "{} started, {} exited, {} failed, {} killed ({} by OOM), {} respawned",
+            w.started, w.exited, w.failed, w.killed, w.oom_killed, w.respawned
+        ),
+    ));
+    let mut shown: Vec<String> = vec!["workers".into()];
     for m in metrics {
         let name = m.report_name();
-        match m.kind {
-            Kind::Total => {
-                let Some(t) = r.totals.get(&name).and_then(num) else {
-                    continue;
-                };
-                let raw = if m.unit == Unit::Nanos { t * 1e9 } else { t };
-                let rate = r
-                    .rates
-                    .get(&name)
-                    .and_then(num)
-                    .map(|v| format!(", {}/s", fmt_value(m, v)))
-                    .unwrap_or_default();
-                out += &format!("  {:<10} {}{rate}\n", m.name, fmt_value(m, raw));
-            }
-            Kind::Gauge => {
-                if let Some(p) = r.peaks.get(&name).and_then(num) {
-                    out += &format!("  {:<10} peak {}\n", m.name, fmt_value(m, p));
-                }
-            }
+        shown.push(name.clone());
+        let row = match m.kind {
+            Kind::Total if m.unit == Unit::Nanos => None,
+            Kind::Total => r
+                .totals
+                .get(&name)
+                .and_then(num)
+                .filter(|&t| t > 0.0 || name == "ops")
+                .map(|t| {
+                    let rate = r
+                        .rates
+                        .get(&name)
+                        .and_then(num)
+                        .map(|v| format!(", {}/s", fmt_value(m, v)))
+                        .unwrap_or_default();
+                    format!("{}{rate}", fmt_value(m, t))
+                }),
+            Kind::Gauge => r
+                .peaks
+                .get(&name)
+                .and_then(num)
+                .filter(|&p| p > 0.0)
+                .map(|p| format!("peak {}", fmt_value(m, p))),
+        };
+        if let Some(v) = row {
+            rows.push((m.name.to_string(), v));
         }
     }
     if let Some(c) = r.totals.get("cpu_s").and_then(num) {
-        out += &format!("  {:<10} {c:.2}s of CPU", "cpu");
-        if let Some(s) = r.totals.get("steal_pct").and_then(num) {
-            out += &format!(", guest steal {s:.1}%");
-        }
-        out += "\n";
+        let steal = r
+            .totals
+            .get("steal_pct")
+            .and_then(num)
+            .map(|s| format!(", guest steal {s:.1}%"))
+            .unwrap_or_default();
+        rows.push(("cpu".into(), format!("{c:.2}s of CPU{steal}")));
     }
     for (k, v) in &r.details {
-        let shown = match v {
+        // Already in the workers row, or a gauge's peak already shown.
+        let repeated = ["oom_killed", "respawned", "killed", "failed"].contains(&k.as_str())
+            || k.strip_prefix("peak_")
+                .is_some_and(|g| r.peaks.contains_key(g));
+        if repeated || shown.iter().any(|s| s == k) || r.peaks.contains_key(k) {
+            continue;
+        }
+        let text = match v {
+            Value::Number(n) if k.ends_with("_bytes") => {
+                units::bytes(n.as_f64().unwrap_or(0.0) as u64)
+            }
             Value::Number(n) => n.to_string(),
             Value::String(s) => s.clone(),
             Value::Bool(b) => b.to_string(),
             _ => continue,
         };
-        out += &format!("  {k:<10} {shown}\n");
+        rows.push((k.clone(), text));
     }
     if !r.errors.is_empty() {
         let e: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        out += &format!("  {:<10} {}\n", "errors", e.join(", "));
+        rows.push(("errors".into(), e.join(", ")));
     }
-    out += &format!("  {:<10} {}\n", "where", r.host.virtualization.describe());
+    rows.push(("where".into(), r.host.virtualization.describe()));
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut out = head;
+    for (k, v) in rows {
+        out += &format!("  {k:<width$}  {v}\n");
+    }
     out
 }
