@@ -250,6 +250,28 @@ fn summary_goes_to_stderr_without_a_status_line_when_not_a_terminal() {
         "{}",
         out.stderr
     );
+    // People get the findings, not the internals: no nanosecond clocks, one aligned column.
+    assert!(!out.stderr.contains("cpu_ns"), "{}", out.stderr);
+    let rows: Vec<&str> = out.stderr.lines().skip(1).collect();
+    for key in ["workers", "ops", "cpu", "load_pct", "where"] {
+        assert!(
+            rows.iter()
+                .any(|l| l.split_whitespace().next() == Some(key)),
+            "summary lacks {key}: {}",
+            out.stderr
+        );
+    }
+    // The value column starts at the same place on every row.
+    let value_col = |l: &str| {
+        let key_end = 2 + l[2..].find(' ').unwrap_or(0);
+        key_end + l[key_end..].len() - l[key_end..].trim_start().len()
+    };
+    let cols: Vec<usize> = rows.iter().map(|l| value_col(l)).collect();
+    assert!(
+        cols.windows(2).all(|w| w[0] == w[1]),
+        "columns not aligned: {cols:?}\n{}",
+        out.stderr
+    );
     assert!(
         !out.stderr.contains('\r') && !out.stderr.contains('\x1b'),
         "{:?}",
