@@ -435,7 +435,13 @@ impl<S: Stressor> Run<'_, S> {
             self.shared,
             self.me,
         );
-        let code = match self.stressor.work(&mut w) {
+        // Lets the test suite drive the "every worker failed" path of a real binary.
+        let result = if std::env::var_os("MISBEHAVE_TEST_WORKERS_FAIL").is_some() {
+            Err(Error::runtime("MISBEHAVE_TEST_WORKERS_FAIL is set"))
+        } else {
+            self.stressor.work(&mut w)
+        };
+        let code = match result {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("{}: worker {index}: error: {e}", S::NAME);

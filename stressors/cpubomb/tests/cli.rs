@@ -160,6 +160,76 @@ fn sigkill_of_the_supervisor_leaves_no_worker_alive() {
 }
 
 #[test]
+fn when_every_worker_fails_the_run_fails_with_exit_1_and_a_report() {
+    let failing = bin().with_env("MISBEHAVE_TEST_WORKERS_FAIL", "1");
+    let out = failing.run(&["-t", "30", "-w", "2", "--json"], Duration::from_secs(20));
+    assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+    assert!(
+        out.elapsed < Duration::from_secs(10),
+        "did not end at once: {:?}",
+        out.elapsed
+    );
+    let r = out.json();
+    assert_eq!(r["outcome"], "failed");
+    assert_eq!(r["exit_code"], 1);
+    assert_eq!(r["workers"]["failed"], 2, "{}", r["workers"]);
+    assert!(r["stop_reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("every worker ended early"));
+    // Each worker says why, once, on stderr.
+    let said = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("cpubomb: worker "))
+        .count();
+    assert_eq!(said, 2, "{}", out.stderr);
+    assert!(live_tagged(&out.tag).is_empty());
+}
+
+#[test]
+fn a_worker_killed_from_outside_is_counted_and_the_rest_go_on() {
+    let _turn = take_turn();
+    let run = bin().spawn(&["-t", "3", "-w", "2", "--json", "-q"]);
+    // Workers: children of the supervisor that do not lead the run's process group.
+    let workers = |sup: i32| -> Vec<i32> {
+        live_tagged(&run.tag)
+            .into_iter()
+            .filter(|&p| {
+                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+                let f: Vec<&str> = stat
+                    .rsplit_once(") ")
+                    .map_or(vec![], |(_, r)| r.split(' ').collect());
+                f.len() > 2 && f[1] == sup.to_string() && f[2] != p.to_string()
+            })
+            .collect()
+    };
+    let t0 = std::time::Instant::now();
+    let mut w = workers(run.pid());
+    while w.len() < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "workers never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        w = workers(run.pid());
+    }
+    // SAFETY: a signal to one of the run's own worker processes.
+    unsafe { libc::kill(w[0], libc::SIGKILL) };
+    let out = run.wait(Duration::from_secs(20));
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["outcome"], "completed");
+    assert_eq!(r["stop_reason"], "deadline");
+    assert_eq!(r["workers"]["killed"], 1, "{}", r["workers"]);
+    assert_eq!(r["workers"]["exited"], 1, "{}", r["workers"]);
+    assert_eq!(r["workers"]["respawned"], 0);
+    // A SIGKILL from outside is not the OOM killer's (the kernel's count did not move).
+    assert_eq!(r["workers"]["oom_killed"], 0, "{}", r["workers"]);
+    assert!(live_tagged(&out.tag).is_empty());
+}
+
+#[test]
 fn bad_values_are_refused_with_one_line_and_exit_2() {
     let cases: &[&[&str]] = &[
         &["-t", "0"],
