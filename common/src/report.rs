@@ -45,6 +45,8 @@ pub struct Report {
     /// Start to the stop decision: the time rates are computed over.
     pub stress_s: f64,
     pub teardown_s: f64,
+    /// "process group", or "freezer, then process group" / "cgroup.kill, then process group"
+    pub teardown_method: String,
     /// completed | interrupted | failed
     pub outcome: &'static str,
     pub stop_reason: String,
@@ -144,6 +146,7 @@ impl Report {
             elapsed_s: round3(run.elapsed_s),
             stress_s: round3(run.stress_s),
             teardown_s: round3(run.teardown_s),
+            teardown_method: run.teardown_method.clone(),
             outcome: run.outcome.name(),
             stop_reason: run.stop_reason.clone(),
             exit_code: run.outcome.exit_code(),

@@ -113,6 +113,13 @@ pub trait Stressor {
         ExitAction::Keep
     }
 
+    /// Teardown, after the grace: kill every process of the run at once if the stressor
+    /// can (a cgroup of its own: `common::sys::cgroup_kill_all`), before the supervisor's
+    /// process-group kill loop mops up. Returns the method used.
+    fn kill_all(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Adds the stressor's own findings to the report (`details`, extra totals...).
     fn finish(&self, _run: &RunData, _report: &mut Report) {}
 

@@ -131,6 +131,8 @@ pub struct RunData {
     /// Start to the last process gone.
     pub elapsed_s: f64,
     pub teardown_s: f64,
+    /// How teardown killed: "process group", or a stressor's cgroup kill first.
+    pub teardown_method: String,
     pub outcome: Outcome,
     pub stop_reason: String,
     pub workers: WorkerCounts,
@@ -176,6 +178,7 @@ struct Run<'a, S: Stressor> {
     orphans: u64,
     /// The nice value the run was started with: workers go back to it.
     worker_nice: i32,
+    teardown_method: String,
 }
 
 /// Runs the stressor's workers under supervision until the deadline, a stop signal, or
@@ -224,6 +227,7 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
         oom_seen: sys::oom_kills(),
         orphans: 0,
         worker_nice,
+        teardown_method: "process group".into(),
     };
 
     let mut first_error = None;
@@ -344,6 +348,7 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
         stress_s: stress.as_secs_f64(),
         elapsed_s: elapsed.as_secs_f64(),
         teardown_s: teardown.as_secs_f64(),
+        teardown_method: run.teardown_method.clone(),
         outcome,
         stop_reason,
         workers: counts,
@@ -557,6 +562,9 @@ impl<S: Stressor> Run<'_, S> {
         while !self.by_pid.is_empty() && t0.elapsed() < GRACE {
             self.signals.wait(Duration::from_millis(2));
             self.reap();
+        }
+        if let Some(m) = self.stressor.kill_all() {
+            self.teardown_method = format!("{m}, then process group");
         }
         loop {
             let group_gone = matches!(killpg(self.pgid, Signal::SIGKILL), Err(Errno::ESRCH));

@@ -28,6 +28,11 @@ pub fn cgroup_cpu_quota() -> Option<f64> {
     None
 }
 
+/// No cgroups: teardown relies on the process group (contracts are not used yet).
+pub fn cgroup_kill_all(_dir: &std::path::Path) -> Option<&'static str> {
+    None
+}
+
 /// No affinity masks to read here; processor sets are not consulted.
 pub fn affinity_cpus() -> usize {
     super::online_cpus()

@@ -360,6 +360,35 @@ pub fn container_evidence() -> (Option<String>, Vec<String>) {
     (name, ev)
 }
 
+/// Kills every process in the cgroup `dir` at once, so none can fork while the others are
+/// being killed: `cgroup.kill` where the kernel has it (v2, Linux 5.14+); else, in a v1
+/// `freezer` cgroup, freeze, SIGKILL each process, thaw (the kills land as they thaw).
+/// Returns the method used, or None where `dir` offers neither.
+pub fn cgroup_kill_all(dir: &Path) -> Option<&'static str> {
+    if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+        return Some("cgroup.kill");
+    }
+    let state = dir.join("freezer.state");
+    fs::write(&state, "FROZEN").ok()?;
+    for _ in 0..100 {
+        if read_trim(&state).as_deref() == Some("FROZEN") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    for pid in read_trim(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+    {
+        if let Ok(p) = pid.parse::<i32>() {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::SIGKILL);
+        }
+    }
+    let _ = fs::write(&state, "THAWED");
+    Some("freezer")
+}
+
 /// Linux has no zones.
 pub fn zone_name() -> Option<String> {
     None

@@ -33,6 +33,7 @@ fn a_two_second_run_reports_real_values() {
         "elapsed_s {elapsed}"
     );
     assert!(r["teardown_s"].as_f64().unwrap() < 1.0);
+    assert_eq!(r["teardown_method"], "process group");
     assert_eq!(r["workers"]["started"], 2);
     assert_eq!(r["workers"]["exited"], 2, "{}", r["workers"]);
     assert_eq!(r["workers"]["killed"], 0);

@@ -108,6 +108,9 @@ pub struct ForkBomb {
     pub host_max: Option<u64>,
     /// The run's own pids cgroup, once `prepare` made it.
     cgroup: Option<PathBuf>,
+    /// The run's own cgroup in a separate v1 `freezer` hierarchy, if there is one: teardown
+    /// freezes the bomb so that nothing forks while it is being killed.
+    freezer: Option<PathBuf>,
     cgroup_note: String,
     cgroup_max_hits: Option<u64>,
 }
@@ -221,6 +224,7 @@ impl common::Command for Cli {
             note,
             host_max,
             cgroup: None,
+            freezer: None,
             cgroup_note: String::new(),
             cgroup_max_hits: None,
         })
@@ -476,7 +480,13 @@ impl Stressor for ForkBomb {
     }
 
     fn prepare(&mut self, _host: &Host) -> common::Result<()> {
-        self.cgroup_note = match make_cgroup(self.max_procs - OVERHEAD) {
+        // cgroup v2 kills a whole cgroup through the pids cgroup itself (cgroup.kill); v1
+        // needs a freezer cgroup of its own.
+        if let Some((_, common::sys::CgroupVersion::V1)) = common::sys::cgroup_dir("freezer") {
+            self.freezer = make_cgroup("freezer", None).ok();
+        }
+        let limit = (self.max_procs - OVERHEAD).to_string();
+        self.cgroup_note = match make_cgroup("pids", Some(("pids.max", &limit))) {
             Ok(dir) => {
                 let note = format!("{} (pids.max {})", dir.display(), self.max_procs - OVERHEAD);
                 self.cgroup = Some(dir);
@@ -488,7 +498,7 @@ impl Stressor for ForkBomb {
     }
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {
-        if let Some(cg) = &self.cgroup {
+        for cg in self.cgroup.iter().chain(self.freezer.iter()) {
             if let Err(e) = std::fs::write(cg.join("cgroup.procs"), "0") {
                 if let Some(n) = e.raw_os_error() {
                     w.errno(Errno::from_raw(n));
@@ -510,7 +520,17 @@ impl Stressor for ForkBomb {
         Ok(())
     }
 
+    fn kill_all(&self) -> Option<&'static str> {
+        self.freezer
+            .as_deref()
+            .or(self.cgroup.as_deref())
+            .and_then(common::sys::cgroup_kill_all)
+    }
+
     fn cleanup(&mut self) {
+        if let Some(dir) = self.freezer.take() {
+            remove_cgroup(&dir);
+        }
         let Some(dir) = self.cgroup.take() else {
             return;
         };
@@ -520,17 +540,7 @@ impl Stressor for ForkBomb {
                 s.lines()
                     .find_map(|l| l.strip_prefix("max ")?.trim().parse().ok())
             });
-        // Every process is gone by now; the kernel may need a moment to let go of it.
-        for _ in 0..200 {
-            if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        eprintln!(
-            "forkbomb: warning: could not remove cgroup {}",
-            dir.display()
-        );
+        remove_cgroup(&dir);
     }
 
     fn finish(&self, run: &RunData, r: &mut Report) {
@@ -572,20 +582,39 @@ impl Stressor for ForkBomb {
 /// The prefix of the run's own pids cgroup: `misbehave-forkbomb-<supervisor pid>`.
 const CGROUP_PREFIX: &str = "misbehave-forkbomb-";
 
-/// Makes `<this process's pids cgroup>/misbehave-forkbomb-<pid>` with pids.max = `max`.
-fn make_cgroup(max: u64) -> Result<PathBuf, String> {
-    let (own, ver) = common::sys::cgroup_dir("pids").ok_or("no pids cgroup hierarchy")?;
+/// Makes `<this process's cgroup of controller>/misbehave-forkbomb-<pid>`, with one
+/// setting (`pids.max` = N) if given.
+fn make_cgroup(controller: &str, setting: Option<(&str, &str)>) -> Result<PathBuf, String> {
+    let (own, ver) =
+        common::sys::cgroup_dir(controller).ok_or(format!("no {controller} cgroup hierarchy"))?;
     sweep_stale_cgroups(&own);
     if ver == common::sys::CgroupVersion::V2 {
-        let _ = std::fs::write(own.join("cgroup.subtree_control"), "+pids");
+        let _ = std::fs::write(own.join("cgroup.subtree_control"), format!("+{controller}"));
     }
     let dir = own.join(format!("{CGROUP_PREFIX}{}", std::process::id()));
     std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    if let Err(e) = std::fs::write(dir.join("pids.max"), max.to_string()) {
-        let _ = std::fs::remove_dir(&dir);
-        return Err(format!("setting {}/pids.max: {e}", dir.display()));
+    if let Some((file, value)) = setting {
+        if let Err(e) = std::fs::write(dir.join(file), value) {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(format!("setting {}/{file}: {e}", dir.display()));
+        }
     }
     Ok(dir)
+}
+
+/// Removes a cgroup of the run once every process is gone (the kernel may need a moment to
+/// let go of the last ones).
+fn remove_cgroup(dir: &std::path::Path) {
+    for _ in 0..200 {
+        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    eprintln!(
+        "forkbomb: warning: could not remove cgroup {}",
+        dir.display()
+    );
 }
 
 /// Removes the empty cgroups of earlier runs whose supervisor is gone (killed with SIGKILL,
@@ -603,6 +632,9 @@ fn sweep_stale_cgroups(own: &std::path::Path) {
             continue;
         };
         if nix::sys::signal::kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH) {
+            // A supervisor killed while its bomb was frozen left it frozen: thawed, the
+            // processes act on the SIGKILL their parents' deaths already sent them.
+            let _ = std::fs::write(e.path().join("freezer.state"), "THAWED");
             // Fails (and stays) while a process is still inside: nothing is killed here.
             let _ = std::fs::remove_dir(e.path());
         }

@@ -286,6 +286,25 @@ fn a_thousand_processes_go_within_a_second() {
     assert_eq!(max_events(&cg).unwrap_or(0), 0);
     let teardown = r["teardown_s"].as_f64().unwrap();
     assert!(teardown < 1.0 + slack(), "teardown_s {teardown}");
+    // Where a v1 freezer hierarchy exists, the bomb is frozen before it is killed, and the
+    // run's freezer cgroup (named like its pids cgroup) is removed afterwards.
+    if let Some((own, common::sys::CgroupVersion::V1)) = common::sys::cgroup_dir("freezer") {
+        let method = r["teardown_method"].as_str().unwrap();
+        assert!(method.starts_with("freezer"), "teardown_method {method}");
+        let pids_cg = r["details"]["cgroup"].as_str().unwrap();
+        let name = pids_cg
+            .split(' ')
+            .next()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap();
+        assert!(name.starts_with("misbehave-forkbomb-"), "{pids_cg}");
+        assert!(
+            !own.join(name).exists(),
+            "freezer cgroup {name} left behind"
+        );
+    }
 }
 
 fn sigkill_ends_everything(mode: &str) {
