@@ -52,6 +52,15 @@ impl Style {
     }
 }
 
+/// Prints one line on stderr in a single write(2): lines from several worker processes
+/// then never interleave mid-line (`eprintln!` with arguments writes piece by piece).
+pub fn say(line: &str) {
+    let mut buf = String::with_capacity(line.len() + 1);
+    buf.push_str(line);
+    buf.push('\n');
+    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
+}
+
 fn fmt_value(m: &Metric, v: f64) -> String {
     match m.unit {
         Unit::Bytes => units::bytes(v as u64),

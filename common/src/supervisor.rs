@@ -449,7 +449,7 @@ impl<S: Stressor> Run<'_, S> {
         let code = match result {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("{}: worker {index}: error: {e}", S::NAME);
+                crate::output::say(&format!("{}: worker {index}: error: {e}", S::NAME));
                 1
             }
         };

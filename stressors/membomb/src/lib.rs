@@ -377,7 +377,9 @@ impl MemBomb {
                         w.global(G_LOCK_ERRNO)
                             .compare_exchange(0, errno as u64, Relaxed, Relaxed);
                     if first.is_ok() && !self.quiet {
-                        eprintln!("membomb: mlock refused ({errno}): the memory stays swappable");
+                        common::output::say(&format!(
+                            "membomb: mlock refused ({errno}): the memory stays swappable"
+                        ));
                     }
                 }
             }
