@@ -295,6 +295,18 @@ pub fn live_tagged(tag: &str) -> Vec<i32> {
     found
 }
 
+/// Polls until at least `n` tagged processes are alive; false if that takes over `within`.
+pub fn wait_for_live(tag: &str, n: usize, within: Duration) -> bool {
+    let t0 = Instant::now();
+    while live_tagged(tag).len() < n {
+        if t0.elapsed() > within {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// Polls until no tagged process is left; the time it took, or those still there.
 pub fn wait_until_gone(tag: &str, within: Duration) -> Result<Duration, Vec<i32>> {
     let t0 = Instant::now();
@@ -336,15 +348,12 @@ impl Cgroup {
     /// None where no writable hierarchy for `controller` exists (the test should say it
     /// skipped, and why).
     pub fn new(controller: &str, name: &str) -> Option<Self> {
-        let (own, ver) = crate::sys::cgroup_dir(controller)?;
-        let v2 = ver == crate::sys::CgroupVersion::V2;
-        let dir = own.join(format!("misbehave-test-{name}-{}", std::process::id()));
-        if v2 {
-            // Children need the controller enabled in the parent's subtree_control.
-            let _ = std::fs::write(own.join("cgroup.subtree_control"), format!("+{controller}"));
-        }
-        std::fs::create_dir(&dir).ok()?;
-        Some(Cgroup { dir, v2 })
+        let name = format!("misbehave-test-{name}-{}", std::process::id());
+        let (dir, ver) = crate::sys::create_cgroup(controller, &name).ok()?;
+        Some(Cgroup {
+            dir,
+            v2: ver == crate::sys::CgroupVersion::V2,
+        })
     }
 
     pub fn set(&self, file: &str, value: &str) {

@@ -16,6 +16,14 @@ pub fn cgroup_dir(_controller: &str) -> Option<(std::path::PathBuf, CgroupVersio
     None
 }
 
+/// No cgroups on illumos.
+pub fn create_cgroup(
+    _controller: &str,
+    _name: &str,
+) -> Result<(std::path::PathBuf, CgroupVersion), String> {
+    Err("no cgroups on illumos".into())
+}
+
 pub fn cgroup_memory_limit() -> Option<u64> {
     None
 }

@@ -69,6 +69,18 @@ fn join_cgroup(mnt: &str, root: &str, own: &str) -> PathBuf {
     }
 }
 
+/// Makes the cgroup `name` under this process's own cgroup for `controller` (on v2, with
+/// the controller enabled for children first). Returns its directory and the version.
+pub fn create_cgroup(controller: &str, name: &str) -> Result<(PathBuf, CgroupVersion), String> {
+    let (own, ver) = cgroup_dir(controller).ok_or(format!("no {controller} cgroup hierarchy"))?;
+    if ver == CgroupVersion::V2 {
+        let _ = fs::write(own.join("cgroup.subtree_control"), format!("+{controller}"));
+    }
+    let dir = own.join(name);
+    fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    Ok((dir, ver))
+}
+
 /// The tightest of `file` from this process's cgroup up to the hierarchy's root.
 fn cgroup_limit(controller: &str, v1_file: &str, v2_file: &str) -> Option<u64> {
     let (dir, ver) = cgroup_dir(controller)?;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use common::testkit::{live_tagged, take_turn, wait_until_gone, Bin};
+use common::testkit::{live_tagged, take_turn, wait_for_live, wait_until_gone, Bin};
 
 fn bin() -> Bin {
     Bin::new("cpubomb", env!("CARGO_BIN_EXE_cpubomb"))
@@ -143,14 +143,10 @@ fn sigkill_of_the_supervisor_leaves_no_worker_alive() {
     let _turn = take_turn();
     let run = bin().spawn(&["-t", "30", "-w", "3", "-q"]);
     // supervisor + group leader + 3 workers
-    let t0 = std::time::Instant::now();
-    while live_tagged(&run.tag).len() < 5 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "workers never started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        wait_for_live(&run.tag, 5, Duration::from_secs(10)),
+        "workers never started"
+    );
     run.signal(libc::SIGKILL);
     let gone = wait_until_gone(&run.tag, Duration::from_secs(1));
     assert!(

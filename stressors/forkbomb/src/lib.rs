@@ -585,14 +585,12 @@ const CGROUP_PREFIX: &str = "misbehave-forkbomb-";
 /// Makes `<this process's cgroup of controller>/misbehave-forkbomb-<pid>`, with one
 /// setting (`pids.max` = N) if given.
 fn make_cgroup(controller: &str, setting: Option<(&str, &str)>) -> Result<PathBuf, String> {
-    let (own, ver) =
-        common::sys::cgroup_dir(controller).ok_or(format!("no {controller} cgroup hierarchy"))?;
-    sweep_stale_cgroups(&own);
-    if ver == common::sys::CgroupVersion::V2 {
-        let _ = std::fs::write(own.join("cgroup.subtree_control"), format!("+{controller}"));
+    // Sweep first: a stale cgroup of a dead run may carry the name a reused pid asks for.
+    if let Some((own, _)) = common::sys::cgroup_dir(controller) {
+        sweep_stale_cgroups(&own);
     }
-    let dir = own.join(format!("{CGROUP_PREFIX}{}", std::process::id()));
-    std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let name = format!("{CGROUP_PREFIX}{}", std::process::id());
+    let (dir, _) = common::sys::create_cgroup(controller, &name)?;
     if let Some((file, value)) = setting {
         if let Err(e) = std::fs::write(dir.join(file), value) {
             let _ = std::fs::remove_dir(&dir);

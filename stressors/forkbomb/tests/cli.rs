@@ -4,9 +4,11 @@
 //! run's --max-procs), so a bug in the cap can never reach the machine's process table.
 //! Where no pids cgroup can be made, the test says so and skips.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::testkit::{live_tagged, take_turn, wait_until_gone, Bin, Cgroup, Output, Running};
+use common::testkit::{
+    live_tagged, take_turn, wait_for_live, wait_until_gone, Bin, Cgroup, Output, Running,
+};
 
 fn bin() -> Bin {
     Bin::new("forkbomb", env!("CARGO_BIN_EXE_forkbomb"))
@@ -316,14 +318,10 @@ fn sigkill_ends_everything(mode: &str) {
         return;
     };
     let run = bin().spawn_in(&["-m", mode, "-n", "100", "-t", "30", "-q"], Some(&*cg));
-    let t0 = Instant::now();
-    while live_tagged(&run.tag).len() < 90 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "{mode}: the bomb never filled up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        wait_for_live(&run.tag, 90, Duration::from_secs(10)),
+        "{mode}: the bomb never filled up"
+    );
     run.signal(libc::SIGKILL);
     let gone = wait_until_gone(&run.tag, Duration::from_secs(1));
     assert!(
