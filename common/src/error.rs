@@ -100,6 +100,16 @@ impl<T, E: Into<Error>> Context<T> for Result<T, E> {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Prints one line on stderr in a single write(2): lines from several worker processes
+/// then never interleave mid-line (`eprintln!` with arguments writes piece by piece).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut buf = String::with_capacity(line.len() + 1);
+    buf.push_str(line);
+    buf.push('\n');
+    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,11 +52,21 @@ pub struct Limits {
     pub processes_max: Option<u64>,
 }
 
+/// What kind of guest this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VirtKind {
+    Vm,
+    Container,
+    Zone,
+    /// Bare metal, as far as we can tell.
+    None,
+}
+
 /// Where we run, and why we think so.
 #[derive(Debug, Clone, Serialize)]
 pub struct Virtualization {
-    /// "zone", "container", "vm", or "none" (bare metal, as far as we can tell).
-    pub kind: &'static str,
+    pub kind: VirtKind,
     pub hypervisor: Option<String>,
     pub container: Option<String>,
     pub zone: Option<String>,
@@ -75,15 +85,15 @@ impl Virtualization {
         let kind = if std::env::var_os("MISBEHAVE_TEST_BARE_METAL").is_some() {
             // Lets the test suite check the interlock on a machine that is itself a guest.
             evidence.push("MISBEHAVE_TEST_BARE_METAL is set".into());
-            "none"
+            VirtKind::None
         } else if zone.is_some() {
-            "zone"
+            VirtKind::Zone
         } else if container.is_some() {
-            "container"
+            VirtKind::Container
         } else if hypervisor.is_some() {
-            "vm"
+            VirtKind::Vm
         } else {
-            "none"
+            VirtKind::None
         };
         Self {
             kind,
@@ -95,18 +105,20 @@ impl Virtualization {
     }
 
     pub fn is_guest(&self) -> bool {
-        self.kind != "none"
+        self.kind != VirtKind::None
     }
 
     /// `container (docker) in a vm (kvm)`
     pub fn describe(&self) -> String {
         let mut s = match self.kind {
-            "zone" => format!("illumos zone ({})", self.zone.as_deref().unwrap_or("?")),
-            "container" => format!("container ({})", self.container.as_deref().unwrap_or("?")),
-            "vm" => format!("vm ({})", self.hypervisor.as_deref().unwrap_or("?")),
-            _ => "bare metal (no hypervisor, container or zone detected)".into(),
+            VirtKind::Zone => format!("illumos zone ({})", self.zone.as_deref().unwrap_or("?")),
+            VirtKind::Container => {
+                format!("container ({})", self.container.as_deref().unwrap_or("?"))
+            }
+            VirtKind::Vm => format!("vm ({})", self.hypervisor.as_deref().unwrap_or("?")),
+            VirtKind::None => "bare metal (no hypervisor, container or zone detected)".into(),
         };
-        if self.kind != "vm" && self.kind != "none" {
+        if matches!(self.kind, VirtKind::Zone | VirtKind::Container) {
             if let Some(h) = &self.hypervisor {
                 s += &format!(" in a vm ({h})");
             }

@@ -1,6 +1,6 @@
 //! `common`: the one limits-and-safety crate every misbehave binary shares.
 //!
-//! A misbehave binary is a stressor (its flags, its plan, its worker loop, its metrics)
+//! A misbehave binary is a stressor (its flags, its plan, its worker loop, its findings)
 //! plugged into this crate's life cycle. `main` is one line: `common::main::<Cli>()`, which
 //!
 //! 1. parses the shared flags ([`CommonArgs`]) and the stressor's own, refusing bad input
@@ -13,13 +13,38 @@
 //! 6. reports: JSON ([`report`]) on stdout and/or a file, a summary on stderr, an exit
 //!    code that says how it ended.
 //!
+//! A stressor author reads one file: [`stressor`] (the two traits and the rules).
+//!
+//! # Layers
+//!
+//! Each module imports only modules of its own layer or below; `tests/layers.rs` checks
+//! this table against every `use crate::` in the sources, so a circle cannot come back.
+//!
+//! | layer | modules | what |
+//! |---|---|---|
+//! | 0 | `error`, `units`, `time` | errors, units, clocks: no dependencies |
+//! | 1 | `sys` | one function per platform difference (Linux, illumos) |
+//! | 2 | `host`, `cli`, `hist`, `rate`, `shm`, `signals`, `cgroup` | host facts, shared flags, latency histograms, rate caps, shared memory, signal pipe, run cgroups |
+//! | 3 | `data` | plain data of a run: metrics, run data, typed findings |
+//! | 4 | `worker` | what a worker process sees |
+//! | 5 | `stressor` | the two traits a stressor implements |
+//! | 6 | `report`, `supervisor` | the report made of the data; the run loop (reports progress through a trait) |
+//! | 7 | `output` | the terminal: status line (implements the progress trait), summary |
+//! | 8 | `program` | the program: parse, plan, run, report |
+//! | 9 | `testkit` | test helpers (feature `testkit`) |
+//!
 //! Platform differences live in [`sys`], one function each; nothing else has a
 //! `cfg(target_os)`.
 
+pub mod cgroup;
 pub mod cli;
+pub mod data;
 pub mod error;
+pub mod hist;
 pub mod host;
 pub mod output;
+pub mod program;
+pub mod rate;
 pub mod report;
 pub mod shm;
 pub mod signals;
@@ -32,206 +57,13 @@ pub mod time;
 pub mod units;
 pub mod worker;
 
-use std::process::ExitCode;
-
-use clap::ArgMatches;
-use serde_json::{Map, Value};
-
 pub use cli::CommonArgs;
+pub use data::{
+    EndStatus, Finding, Findings, Found, Kind, Metric, Outcome, RunData, Unit, WorkerEnd, OPS,
+};
 pub use error::{Context, Error, Result};
 pub use host::Host;
-pub use report::Report;
-pub use stressor::{Command, ExitAction, Kind, Metric, Stressor, Unit, OPS};
-pub use supervisor::{EndStatus, RunData, WorkerEnd};
+pub use program::main;
+pub use rate::RateCap;
+pub use stressor::{Command, ExitAction, Stressor};
 pub use worker::Worker;
-
-/// The whole program of a stressor binary: `fn main() -> ExitCode { common::main::<Cli>() }`.
-pub fn main<C: Command>() -> ExitCode {
-    let name = <C::Stressor as Stressor>::NAME;
-    match run::<C>() {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-            match e.kind() {
-                error::Kind::Usage => eprintln!("{name}: {e}"),
-                error::Kind::Runtime => eprintln!("{name}: error: {e}"),
-            }
-            ExitCode::from(e.exit_code())
-        }
-    }
-}
-
-/// Turns clap's verdict into ours: help and version on stdout with exit 0, any error as one
-/// line on stderr with exit 2.
-fn parse<C: Command>() -> Result<(C, ArgMatches), u8> {
-    let cmd = C::command();
-    let res = cmd
-        .try_get_matches()
-        .and_then(|m| C::from_arg_matches(&m).map(|c| (c, m)));
-    res.map_err(|e| {
-        use clap::error::ErrorKind::*;
-        match e.kind() {
-            DisplayHelp | DisplayVersion => {
-                let _ = e.print();
-                0
-            }
-            _ => {
-                let text = e.render().to_string();
-                let first = text.lines().next().unwrap_or("invalid arguments");
-                let first = first.strip_prefix("error: ").unwrap_or(first);
-                eprintln!("{}: {first} (see --help)", <C::Stressor as Stressor>::NAME);
-                2
-            }
-        }
-    })
-}
-
-/// The flags as given on the command line, by their long names, as raw text.
-fn requested(m: &ArgMatches) -> Map<String, Value> {
-    let mut out = Map::new();
-    for id in m.ids() {
-        let id = id.as_str();
-        if m.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
-            continue;
-        }
-        let vals: Vec<Value> = match m.get_raw(id) {
-            Some(raw) => raw
-                .map(|v| Value::from(v.to_string_lossy().into_owned()))
-                .collect(),
-            _ => vec![Value::Bool(true)],
-        };
-        let v = if vals.len() == 1 {
-            vals.into_iter().next().unwrap()
-        } else {
-            Value::Array(vals)
-        };
-        out.insert(id.replace('_', "-"), v);
-    }
-    out
-}
-
-fn effective<S: Stressor>(c: &CommonArgs, s: &S) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("duration".into(), c.duration.to_string().into());
-    m.insert(
-        "duration_s".into(),
-        c.duration.as_duration().map(|d| d.as_secs_f64()).into(),
-    );
-    m.insert("workers".into(), s.workers().into());
-    if let Some(seed) = c.seed {
-        m.insert("seed".into(), seed.into());
-    }
-    m.extend(s.params());
-    m
-}
-
-fn run<C: Command>() -> Result<u8> {
-    let (cli, matches) = match parse::<C>() {
-        Ok(x) => x,
-        Err(code) => return Ok(code),
-    };
-    let common = cli.common().clone();
-    let host = Host::probe();
-    let mut stressor = cli.plan(&host)?;
-    let name = C::Stressor::NAME;
-    let params = report::Params {
-        requested: requested(&matches),
-        effective: effective(&common, &stressor),
-    };
-    let virt = &host.virtualization;
-    let allowed = virt.is_guest() || common.allow_host;
-    if let Some(p) = &common.output {
-        report::check_output_path(p)?;
-    }
-
-    if common.dry_run {
-        print_plan(name, &host, &params, allowed, common.json);
-        return Ok(0);
-    }
-    if !allowed {
-        return Err(Error::usage(format!(
-            "refusing to run: this looks like bare metal ({}); run it inside a VM, container or zone, or pass --allow-host",
-            if virt.evidence.is_empty() { "no hypervisor, container or zone found".into() } else { virt.evidence.join("; ") }
-        )));
-    }
-
-    let style = output::Style::detect();
-    let metrics = stressor.metrics();
-    let prepared = stressor.prepare(&host);
-    let run = prepared.and_then(|()| {
-        let mut status = output::Status::new(name, style, common.quiet, metrics);
-        supervisor::supervise(&stressor, &common, &mut status)
-    });
-    stressor.cleanup();
-    let run = run?;
-
-    let mut report = Report::new(name, host, params, metrics, &run);
-    stressor.finish(&run, &mut report);
-    let json = report.to_json();
-    let mut written = Ok(());
-    if common.json {
-        written = report::Export::export(&report::Stdout, &json);
-    }
-    if let Some(p) = &common.output {
-        written = written.and(report::Export::export(&report::File(p), &json));
-    }
-    if !common.quiet {
-        eprint!("{}", output::summary(&report, metrics, style));
-    }
-    written?;
-    Ok(run.outcome.exit_code())
-}
-
-fn print_plan(name: &str, host: &Host, params: &report::Params, allowed: bool, json: bool) {
-    let virt = &host.virtualization;
-    if json {
-        let plan = serde_json::json!({
-            "schema": "misbehave.plan/1",
-            "tool": name,
-            "version": report::VERSION,
-            "target": report::TARGET,
-            "host": host,
-            "params": params,
-            "allowed": allowed,
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&plan).expect("serialises")
-        );
-        return;
-    }
-    println!("{name} plan (dry run: nothing is started)");
-    for (k, v) in &params.effective {
-        let shown = match v {
-            Value::String(s) => s.clone(),
-            Value::Null => "none".into(),
-            other => other.to_string(),
-        };
-        println!("  {k:<16} {shown}");
-    }
-    println!("  {:<16} {}", "where", virt.describe());
-    for e in &virt.evidence {
-        println!("  {:<16} {e}", "");
-    }
-    println!(
-        "  {:<16} {}",
-        "would run",
-        if allowed {
-            "yes"
-        } else {
-            "no: bare metal, pass --allow-host"
-        }
-    );
-    let m = &host.memory;
-    println!(
-        "  {:<16} {} CPUs usable of {}, memory {} available of {}{}",
-        "host",
-        host.cpus.usable,
-        host.cpus.online,
-        units::bytes(m.available_bytes),
-        units::bytes(m.total_bytes),
-        m.cgroup_limit_bytes
-            .map(|l| format!(", cgroup limit {}", units::bytes(l)))
-            .unwrap_or_default()
-    );
-}

@@ -7,11 +7,12 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use serde_json::Value;
-
+use crate::data::{Findings, Found, Kind, Metric, Outcome, Unit};
 use crate::report::Report;
-use crate::stressor::{Kind, Metric, Unit};
+use crate::supervisor::Progress;
 use crate::units;
+
+pub use crate::error::say;
 
 /// How stderr may be written to.
 #[derive(Debug, Clone, Copy)]
@@ -52,15 +53,6 @@ impl Style {
     }
 }
 
-/// Prints one line on stderr in a single write(2): lines from several worker processes
-/// then never interleave mid-line (`eprintln!` with arguments writes piece by piece).
-pub fn say(line: &str) {
-    let mut buf = String::with_capacity(line.len() + 1);
-    buf.push_str(line);
-    buf.push('\n');
-    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
-}
-
 fn fmt_value(m: &Metric, v: f64) -> String {
     match m.unit {
         Unit::Bytes => units::bytes(v as u64),
@@ -92,9 +84,11 @@ impl Status {
             drawn: false,
         }
     }
+}
 
+impl Progress for Status {
     /// Draws the line for one sample.
-    pub fn tick(&mut self, now: Duration, deadline: Option<Duration>, live: usize, values: &[u64]) {
+    fn tick(&mut self, now: Duration, deadline: Option<Duration>, live: usize, values: &[u64]) {
         if !self.enabled {
             return;
         }
@@ -130,7 +124,7 @@ impl Status {
     }
 
     /// Removes the line before anything else is printed.
-    pub fn clear(&mut self) {
+    fn clear(&mut self) {
         if self.drawn {
             let _ = write!(std::io::stderr(), "\r\x1b[2K");
             self.drawn = false;
@@ -138,19 +132,30 @@ impl Status {
     }
 }
 
-fn num(v: &Value) -> Option<f64> {
-    v.as_f64()
+/// A finding as people read it; None for what is not known.
+fn show(v: &Found) -> Option<String> {
+    Some(match v {
+        Found::Count(n) => units::count(*n as f64),
+        Found::Bytes(n) => units::bytes(*n),
+        Found::Seconds(s) => format!("{s:.3}s"),
+        Found::Percent(p) => format!("{p:.1}%"),
+        Found::Number(v, unit) => format!("{v} {unit}"),
+        Found::Text(t) => t.clone(),
+        Found::Flag(b) => b.to_string(),
+        Found::Missing => return None,
+    })
 }
 
 /// The summary for people, printed on stderr at the end of a run: the outcome, the
-/// workers, each metric with its rate or peak, CPU, the stressor's own findings, errors,
-/// and where it ran. Zero counts, internal clocks and anything already shown are left out
-/// (the JSON report has everything).
-pub fn summary(r: &Report, metrics: &[Metric], style: Style) -> String {
+/// workers, each metric with its rate or peak, latency, CPU, the stressor's findings,
+/// errors, and where it ran. Drawn from the metrics' and findings' own metadata: internal
+/// clocks (nanosecond metrics), zero totals, missing values and findings marked as shown
+/// elsewhere are left out (the JSON report has everything).
+pub fn summary(r: &Report, metrics: &[Metric], findings: &Findings, style: Style) -> String {
     let outcome = match r.outcome {
-        "completed" => style.green(r.outcome),
-        "interrupted" => style.yellow(r.outcome),
-        _ => style.red(r.outcome),
+        Outcome::Completed => style.green(r.outcome.name()),
+        Outcome::Interrupted(_) => style.yellow(r.outcome.name()),
+        Outcome::Failed => style.red(r.outcome.name()),
     };
     let head = format!(
         "{}: {} after {:.2}s ({}; teardown {:.0}ms)\n",
@@ -169,30 +174,20 @@ pub fn summary(r: &Report, metrics: &[Metric], style: Style) -> String {
             w.started, w.exited, w.failed, w.killed, w.oom_killed, w.respawned
         ),
     ));
-    let mut shown: Vec<String> = vec!["workers".into()];
+    let num = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_f64());
     for m in metrics {
         let name = m.report_name();
-        shown.push(name.clone());
         let row = match m.kind {
             Kind::Total if m.unit == Unit::Nanos => None,
-            Kind::Total => r
-                .totals
-                .get(&name)
-                .and_then(num)
-                .filter(|&t| t > 0.0 || name == "ops")
+            Kind::Total => num(r.totals.get(&name))
+                .filter(|&t| t > 0.0 || m.name == crate::data::OPS.name)
                 .map(|t| {
-                    let rate = r
-                        .rates
-                        .get(&name)
-                        .and_then(num)
+                    let rate = num(r.rates.get(&name))
                         .map(|v| format!(", {}/s", fmt_value(m, v)))
                         .unwrap_or_default();
                     format!("{}{rate}", fmt_value(m, t))
                 }),
-            Kind::Gauge => r
-                .peaks
-                .get(&name)
-                .and_then(num)
+            Kind::Gauge => num(r.peaks.get(&name))
                 .filter(|&p| p > 0.0)
                 .map(|p| format!("peak {}", fmt_value(m, p))),
         };
@@ -200,33 +195,35 @@ pub fn summary(r: &Report, metrics: &[Metric], style: Style) -> String {
             rows.push((m.name.to_string(), v));
         }
     }
-    if let Some(c) = r.totals.get("cpu_s").and_then(num) {
-        let steal = r
-            .totals
-            .get("steal_pct")
-            .and_then(num)
+    for f in findings.totals.iter().chain(&findings.peaks) {
+        if f.summary && !metrics.iter().any(|m| m.report_name() == f.name) {
+            if let Some(v) = show(&f.value) {
+                rows.push((f.name.to_string(), v));
+            }
+        }
+    }
+    for (name, l) in &r.latency {
+        let us = |k: &str| l.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
+        rows.push((
+            format!("{name}_latency"),
+            format!(
+                "p50 {}  p99 {}  max {}",
+                units::micros(us("p50_us")),
+                units::micros(us("p99_us")),
+                units::micros(us("max_us"))
+            ),
+        ));
+    }
+    if let Some(c) = num(r.totals.get("cpu_s")) {
+        let steal = num(r.totals.get("steal_pct"))
             .map(|s| format!(", guest steal {s:.1}%"))
             .unwrap_or_default();
         rows.push(("cpu".into(), format!("{c:.2}s of CPU{steal}")));
     }
-    for (k, v) in &r.details {
-        // Already in the workers row, or a gauge's peak already shown.
-        let repeated = ["oom_killed", "respawned", "killed", "failed"].contains(&k.as_str())
-            || k.strip_prefix("peak_")
-                .is_some_and(|g| r.peaks.contains_key(g));
-        if repeated || shown.iter().any(|s| s == k) || r.peaks.contains_key(k) {
-            continue;
+    for f in findings.details.iter().filter(|f| f.summary) {
+        if let Some(v) = show(&f.value) {
+            rows.push((f.name.to_string(), v));
         }
-        let text = match v {
-            Value::Number(n) if k.ends_with("_bytes") => {
-                units::bytes(n.as_f64().unwrap_or(0.0) as u64)
-            }
-            Value::Number(n) => n.to_string(),
-            Value::String(s) => s.clone(),
-            Value::Bool(b) => b.to_string(),
-            _ => continue,
-        };
-        rows.push((k.clone(), text));
     }
     if !r.errors.is_empty() {
         let e: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
 
-use crate::{Context, Result};
+use crate::error::{Context, Result};
 
 /// Counters a worker slot holds: `ops` plus up to 15 of the stressor's own.
 pub const MAX_METRICS: usize = 16;
@@ -23,12 +23,20 @@ pub const MAX_METRICS: usize = 16;
 pub const GLOBALS: usize = 16;
 /// errno values counted by number; larger ones are counted in the last cell.
 pub const ERRNOS: usize = 160;
+/// Rate caps a run may have ([`crate::rate::RateCap`]'s cell).
+pub const RATE_CELLS: usize = 4;
+/// Latency histograms a worker may have.
+pub const MAX_HISTOGRAMS: usize = 8;
 
 /// The run-wide part.
 #[repr(C)]
 pub struct Header {
     /// Set to 1 by the supervisor: every worker stops at its next check.
     pub stop: AtomicU32,
+    /// CLOCK_MONOTONIC ns when the run started: the origin of the rate words.
+    pub start_ns: AtomicU64,
+    /// Rate caps: picoseconds since `start_ns` up to which tokens were handed out.
+    pub rates: [AtomicU64; RATE_CELLS],
     pub globals: [AtomicU64; GLOBALS],
     pub errnos: [AtomicU64; ERRNOS],
 }
@@ -41,11 +49,13 @@ pub struct Slot {
     pub counters: [AtomicU64; MAX_METRICS],
 }
 
-/// The shared mapping: a header and one slot per worker.
+/// The shared mapping: a header, one slot per worker, then each slot's latency histograms
+/// ([`crate::hist::CELLS`] cells each).
 pub struct Shared {
     base: NonNull<u8>,
     len: usize,
     slots: usize,
+    hists: usize,
 }
 
 // SAFETY: the mapping holds only atomics; it is unmapped only on drop.
@@ -57,9 +67,18 @@ fn slots_offset() -> usize {
     std::mem::size_of::<Header>().next_multiple_of(std::mem::align_of::<Slot>())
 }
 
+/// Bytes per histogram, rounded to whole cache-line pairs so workers never share a line.
+fn hist_bytes() -> usize {
+    (crate::hist::CELLS * std::mem::size_of::<AtomicU64>()).next_multiple_of(128)
+}
+
 impl Shared {
-    pub fn new(slots: usize) -> Result<Self> {
-        let len = slots_offset() + slots.max(1) * std::mem::size_of::<Slot>();
+    /// A mapping for `slots` workers with `hists` latency histograms each.
+    pub fn new(slots: usize, hists: usize) -> Result<Self> {
+        assert!(hists <= MAX_HISTOGRAMS);
+        let len = slots_offset()
+            + slots.max(1) * std::mem::size_of::<Slot>()
+            + slots * hists * hist_bytes();
         let nz = NonZeroUsize::new(len).expect("len > 0");
         // SAFETY: a fresh anonymous mapping that aliases nothing.
         let p = unsafe {
@@ -75,6 +94,7 @@ impl Shared {
             base: p.cast(),
             len,
             slots,
+            hists,
         })
     }
 
@@ -92,6 +112,29 @@ impl Shared {
     pub fn slots(&self) -> usize {
         self.slots
     }
+
+    pub fn histograms(&self) -> usize {
+        self.hists
+    }
+
+    /// Histogram `h` of slot `i`: [`crate::hist::CELLS`] atomics.
+    pub fn hist(&self, i: usize, h: usize) -> &[AtomicU64] {
+        assert!(
+            i < self.slots && h < self.hists,
+            "histogram {h} of slot {i}"
+        );
+        let off = slots_offset()
+            + self.slots.max(1) * std::mem::size_of::<Slot>()
+            + (i * self.hists + h) * hist_bytes();
+        // SAFETY: in bounds of the mapping (its length counts every histogram), 8-aligned
+        // (slots are 128-aligned and 128 bytes a multiple), and zeroed atomics are valid.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.base.as_ptr().add(off) as *const AtomicU64,
+                crate::hist::CELLS,
+            )
+        }
+    }
 }
 
 impl Drop for Shared {
@@ -108,13 +151,14 @@ mod tests {
 
     #[test]
     fn counters_are_shared_across_fork() {
-        let s = Shared::new(3).unwrap();
+        let s = Shared::new(3, 1).unwrap();
         assert_eq!(s.slot(2).counters[0].load(Relaxed), 0);
         // SAFETY: the child only touches atomics and calls _exit.
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
                 s.slot(2).counters[5].store(42, Relaxed);
                 s.header().globals[1].store(7, Relaxed);
+                crate::hist::Recorder::new(s.hist(2, 0)).record(1000);
                 // SAFETY: ends the child without running the test harness's teardown.
                 unsafe { libc::_exit(0) };
             }
@@ -124,6 +168,9 @@ mod tests {
         }
         assert_eq!(s.slot(2).counters[5].load(Relaxed), 42);
         assert_eq!(s.header().globals[1].load(Relaxed), 7);
+        let mut h = crate::hist::Histogram::new();
+        h.add_cells(s.hist(2, 0));
+        assert_eq!((h.count(), h.max), (1, 1000));
         assert_eq!(std::mem::align_of::<Slot>(), 128);
     }
 }

@@ -14,7 +14,7 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
-use crate::{Context, Result};
+use crate::error::{Context, Result};
 
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);

@@ -1,79 +1,37 @@
-//! The one life cycle every stressor plugs into (after stress-ng's): plan, run until told to
-//! stop, tear down, report.
+//! The whole API a stressor implements: two traits, [`Command`] (its flags and plan) and
+//! [`Stressor`] (its worker loop and findings). Everything else (forking, deadlines,
+//! signals, teardown, counters, latency histograms, rate caps, samples, the report and the
+//! summary) is `common`'s. The life cycle, after stress-ng's:
 //!
-//! A stressor's crate holds only what is its own: its flags (a clap `Parser` that flattens
-//! [`crate::CommonArgs`]), its plan ([`Command::plan`] resolves sizes and caps against the
-//! host), its worker loop ([`Stressor::work`], run in each worker process), and its metrics.
-//! Forking, deadlines, signals, teardown, counters, samples, the report and the summary are
-//! all [`crate::run`]'s.
+//! 1. [`Command::plan`] resolves the flags against the [`Host`] into the stressor value (a
+//!    usage error here exits 2 with nothing started);
+//! 2. [`Stressor::prepare`] runs once in the supervisor (make a cgroup, check a directory);
+//! 3. the supervisor forks [`Stressor::workers`] processes, each running [`Stressor::work`]
+//!    with a [`Worker`] handle (stop flag, counters, histograms, rate caps) until told to
+//!    stop; [`Stressor::on_exit`] decides what happens when one ends early;
+//! 4. at the stop, the supervisor tears down (with [`Stressor::kill_all`] first, if the
+//!    stressor can kill its processes at once), then asks [`Stressor::finish`] for typed
+//!    findings, then [`Stressor::cleanup`] removes what `prepare` made;
+//! 5. the report and the summary are drawn from the metrics, the run data and the findings.
+//!
+//! Rules the supervisor relies on:
+//! - **No thread exists when the supervisor forks.** `plan`, `prepare`, `on_exit` and
+//!   `kill_all` run in the supervisor and must not start threads (a forked child gets one
+//!   copy of one thread; a lock another thread held stays locked for ever in it). Threads
+//!   are fine inside `work`, in the worker's own process. The supervisor checks this before
+//!   it forks (Linux, illumos) and refuses to run with an internal error if it is broken.
+//! - `work` returns when `w.running()` says stop, within a fraction of a second: teardown
+//!   gives 250 ms before SIGKILL.
+//! - Counters, histograms and rate words live in shared memory made before the first fork;
+//!   a slot is written only by its worker.
 
 use serde_json::{Map, Value};
 
+use crate::cli::CommonArgs;
+use crate::data::{Findings, Metric, RunData, WorkerEnd};
+use crate::error::Result;
 use crate::host::Host;
-use crate::report::Report;
-use crate::supervisor::{RunData, WorkerEnd};
 use crate::worker::Worker;
-use crate::{CommonArgs, Result};
-
-/// How a metric adds up over workers and time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Only grows (operations, bytes written): totals and per-second rates.
-    Total,
-    /// A level that goes up and down (resident bytes, live processes): peaks.
-    Gauge,
-}
-
-/// How to print a metric's value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    Count,
-    Bytes,
-    /// Stored in nanoseconds, printed and reported in seconds (`cpu_ns` becomes `cpu_s`).
-    Nanos,
-}
-
-/// One counter every worker keeps in its shared slot.
-#[derive(Debug, Clone, Copy)]
-pub struct Metric {
-    pub name: &'static str,
-    pub kind: Kind,
-    pub unit: Unit,
-}
-
-impl Metric {
-    pub const fn total(name: &'static str, unit: Unit) -> Self {
-        Self {
-            name,
-            kind: Kind::Total,
-            unit,
-        }
-    }
-    pub const fn gauge(name: &'static str, unit: Unit) -> Self {
-        Self {
-            name,
-            kind: Kind::Gauge,
-            unit,
-        }
-    }
-    /// The name in the report: `cpu_ns` is reported as `cpu_s`.
-    pub fn report_name(&self) -> String {
-        match self.unit {
-            Unit::Nanos => format!("{}_s", self.name.trim_end_matches("_ns")),
-            _ => self.name.to_string(),
-        }
-    }
-    /// The value as the report gives it.
-    pub fn value(&self, raw: u64) -> Value {
-        match self.unit {
-            Unit::Nanos => round3(raw as f64 / 1e9).into(),
-            _ => raw.into(),
-        }
-    }
-}
-
-/// The first metric of every stressor: its own unit of work (bogo ops, in stress-ng's words).
-pub const OPS: Metric = Metric::total("ops", Unit::Count);
 
 /// What the supervisor does when a worker ends before it was told to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,8 +49,15 @@ pub trait Stressor {
     /// The binary's name.
     const NAME: &'static str;
 
-    /// The counters each worker keeps; the first must be [`OPS`].
+    /// The counters each worker keeps; the first must be [`crate::OPS`].
     fn metrics(&self) -> &'static [Metric];
+
+    /// Names of the latency histograms each worker records into (`Worker::record`), in
+    /// order: `["read", "write"]`. The report gives their percentiles for the run and for
+    /// every second.
+    fn latencies(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// How many workers to start.
     fn workers(&self) -> usize;
@@ -101,6 +66,7 @@ pub trait Stressor {
     fn params(&self) -> Map<String, Value>;
 
     /// Runs in the supervisor before the first worker starts (create a cgroup, a file...).
+    /// Must not start a thread.
     fn prepare(&mut self, _host: &Host) -> Result<()> {
         Ok(())
     }
@@ -114,14 +80,17 @@ pub trait Stressor {
     }
 
     /// Teardown, after the grace: kill every process of the run at once if the stressor
-    /// can (a cgroup of its own: `common::sys::cgroup_kill_all`), before the supervisor's
-    /// process-group kill loop mops up. Returns the method used.
+    /// can (a cgroup of its own: [`crate::cgroup::RunCgroup::kill_all`]), before the
+    /// supervisor's process-group kill loop mops up. Returns the method used.
     fn kill_all(&self) -> Option<&'static str> {
         None
     }
 
-    /// Adds the stressor's own findings to the report (`details`, extra totals...).
-    fn finish(&self, _run: &RunData, _report: &mut Report) {}
+    /// The stressor's own findings, once every process is gone and before `cleanup` (what
+    /// `prepare` made is still there to be read).
+    fn finish(&self, _run: &RunData) -> Findings {
+        Findings::default()
+    }
 
     /// Runs in the supervisor after every worker is gone, also after a failure: remove
     /// what `prepare` made.
@@ -137,8 +106,4 @@ pub trait Command: clap::Parser + clap::CommandFactory + clap::FromArgMatches {
     /// Resolves the flags against the host into a stressor. A usage error here (a size the
     /// guest cannot hold, a cap above a limit) exits 2 with nothing started.
     fn plan(&self, host: &Host) -> Result<Self::Stressor>;
-}
-
-pub(crate) fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }

@@ -27,12 +27,15 @@ use nix::sys::signal::{killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getpid, setpgid, ForkResult, Pid};
 
-use crate::output::Status;
+use crate::cli::CommonArgs;
+use crate::data::{EndStatus, Kind, Outcome, RunData, Sample, SlotEnd, WorkerCounts, WorkerEnd};
+use crate::error::{Context, Error, Result};
+use crate::hist::Histogram;
 use crate::shm::{Shared, ERRNOS};
 use crate::signals::Signals;
-use crate::stressor::{ExitAction, Kind, Stressor};
+use crate::stressor::{ExitAction, Stressor};
 use crate::worker::Worker;
-use crate::{sys, time, CommonArgs, Context, Error, Result};
+use crate::{sys, time};
 
 /// How long workers get to return by themselves once told to stop, before SIGKILL.
 const GRACE: Duration = Duration::from_millis(250);
@@ -43,120 +46,22 @@ const SUPERVISOR_NICE: i32 = -15;
 /// After this long, teardown gives up and reports what is left.
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(10);
 
-/// How a worker ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndStatus {
-    Exited(i32),
-    Killed(Signal),
+/// Where the supervisor reports progress once a second (the terminal's live status line
+/// implements it; tests and quiet runs pass one that does nothing).
+pub trait Progress {
+    /// One per-second sample: time since the start, the deadline, live workers, and every
+    /// metric's value.
+    fn tick(&mut self, now: Duration, deadline: Option<Duration>, live: usize, values: &[u64]);
+    /// The run is over: remove whatever was drawn.
+    fn clear(&mut self);
 }
 
-/// A worker that ended before the run told it to.
-#[derive(Debug, Clone)]
-pub struct WorkerEnd {
-    pub index: usize,
-    pub status: EndStatus,
-    /// Killed with SIGKILL while the kernel's OOM-kill count went up.
-    pub oom: bool,
-}
+/// A [`Progress`] that shows nothing.
+pub struct Silent;
 
-/// How the run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Completed,
-    Interrupted(Signal),
-    Failed,
-}
-
-impl Outcome {
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Completed => "completed",
-            Outcome::Interrupted(_) => "interrupted",
-            Outcome::Failed => "failed",
-        }
-    }
-
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Completed => 0,
-            Outcome::Failed => 1,
-            Outcome::Interrupted(s) => 128 + s as u8,
-        }
-    }
-}
-
-/// Worker processes, counted.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct WorkerCounts {
-    /// Worker processes started, respawns included.
-    pub started: u64,
-    /// Ended by themselves with status 0.
-    pub exited: u64,
-    /// Ended by themselves with an error.
-    pub failed: u64,
-    /// Ended by a signal (teardown's SIGKILL after the grace included).
-    pub killed: u64,
-    /// Of the killed, those the kernel's OOM killer took.
-    pub oom_killed: u64,
-    /// Started again in the place of one that ended.
-    pub respawned: u64,
-    /// Seconds from the start until every first-generation worker was in its loop.
-    pub ready_s: Option<f64>,
-    /// Seconds from the start to the first OOM kill of a worker.
-    pub first_oom_s: Option<f64>,
-}
-
-/// One per-second sample: seconds since the start and every metric's value (totals
-/// cumulative, gauges summed over workers).
-#[derive(Debug, Clone)]
-pub struct Sample {
-    pub t: f64,
-    pub values: Vec<u64>,
-}
-
-/// One worker slot at the end.
-#[derive(Debug, Clone)]
-pub struct SlotEnd {
-    pub counters: Vec<u64>,
-    pub respawns: u32,
-}
-
-/// Everything the supervisor learned; the report is made from it.
-#[derive(Debug, Clone)]
-pub struct RunData {
-    pub started_at: SystemTime,
-    pub ended_at: SystemTime,
-    /// Start to the stop decision (deadline, signal...): what rates are per.
-    pub stress_s: f64,
-    /// Start to the last process gone.
-    pub elapsed_s: f64,
-    pub teardown_s: f64,
-    /// How teardown killed: "process group", or a stressor's cgroup kill first.
-    pub teardown_method: String,
-    pub outcome: Outcome,
-    pub stop_reason: String,
-    pub workers: WorkerCounts,
-    pub slots: Vec<SlotEnd>,
-    /// Per metric: the sum over slots at the end.
-    pub totals: Vec<u64>,
-    /// Per metric: the largest sum seen in any sample or at the end.
-    pub peaks: Vec<u64>,
-    pub samples: Vec<Sample>,
-    /// errno name and count, most frequent first.
-    pub errors: Vec<(String, u64)>,
-    /// User + system CPU time of every reaped process of the run.
-    pub cpu_s: f64,
-    /// The guest's steal time over the run: seconds (all CPUs) and percent of all CPU time.
-    pub steal: Option<(f64, f64)>,
-    /// Processes of the run still there when teardown gave up (0 in every sane run).
-    pub left_behind: u64,
-    /// CLOCK_MONOTONIC ns at the start ([`crate::time::mono_ns`]): what a stamp a worker
-    /// left in a global word is relative to.
-    pub start_ns: u64,
-    /// The run-wide words ([`Worker::global`]) as they stood at the end.
-    pub globals: Vec<u64>,
-    /// Descendants that were not workers (a fork bomb's children) reaped by the supervisor.
-    pub orphans_reaped: u64,
+impl Progress for Silent {
+    fn tick(&mut self, _: Duration, _: Option<Duration>, _: usize, _: &[u64]) {}
+    fn clear(&mut self) {}
 }
 
 struct Run<'a, S: Stressor> {
@@ -183,16 +88,23 @@ struct Run<'a, S: Stressor> {
 
 /// Runs the stressor's workers under supervision until the deadline, a stop signal, or
 /// nothing is left to run.
-pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -> Result<RunData> {
+pub fn supervise<S: Stressor>(
+    s: &S,
+    common: &CommonArgs,
+    progress: &mut dyn Progress,
+) -> Result<RunData> {
     let workers = s.workers();
     let metrics = s.metrics();
+    let hists = s.latencies().len();
     assert!(metrics.len() <= crate::shm::MAX_METRICS && metrics[0].name == "ops");
+    assert!(hists <= crate::shm::MAX_HISTOGRAMS);
+    check_single_threaded()?;
 
     sys::set_oom_score_adj(-1000);
     sys::become_subreaper();
     let worker_nice = sys::nice();
     sys::set_nice(SUPERVISOR_NICE);
-    let shared = Shared::new(workers)?;
+    let shared = Shared::new(workers, hists)?;
     let signals = Signals::install()?;
     let me = getpid();
     let deadline = common.duration.as_duration();
@@ -202,6 +114,10 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
         .min(86_400);
     let mut samples: Vec<Sample> = Vec::with_capacity(expect);
     let mut peaks = vec![0u64; metrics.len()];
+    // Latency: the merged histograms as of the last second, now, and one second's worth.
+    let mut lat_prev: Vec<Histogram> = (0..hists).map(|_| Histogram::new()).collect();
+    let mut lat_now: Vec<Histogram> = (0..hists).map(|_| Histogram::new()).collect();
+    let mut lat_second = Histogram::new();
     let ticks0 = sys::cpu_ticks();
     let seed = common
         .seed
@@ -209,6 +125,8 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
 
     let sentinel = spawn_sentinel(&signals, me)?;
     let started_at = SystemTime::now();
+    let start_ns = time::mono_ns();
+    shared.header().start_ns.store(start_ns, Relaxed);
     let mut run = Run {
         stressor: s,
         seed,
@@ -218,7 +136,7 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
         pgid: sentinel,
         sentinel,
         start: Instant::now(),
-        start_ns: time::mono_ns(),
+        start_ns,
         by_pid: HashMap::with_capacity(workers * 2 + 16),
         generation: vec![0; workers],
         counts: WorkerCounts::default(),
@@ -258,10 +176,18 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
             for (p, v) in peaks.iter_mut().zip(&values) {
                 *p = (*p).max(*v);
             }
-            status.tick(now, deadline, run.by_pid.len(), &values);
+            progress.tick(now, deadline, run.by_pid.len(), &values);
+            let mut latency = Vec::with_capacity(hists);
+            for (h, (prev, cur)) in lat_prev.iter_mut().zip(lat_now.iter_mut()).enumerate() {
+                run.merge_histogram(h, cur);
+                cur.since(prev, &mut lat_second);
+                latency.push(lat_second.summary());
+                std::mem::swap(prev, cur);
+            }
             samples.push(Sample {
                 t: next_tick.as_secs_f64(),
                 values,
+                latency,
             });
             next_tick += Duration::from_secs(1);
         }
@@ -292,7 +218,7 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
             break;
         }
     }
-    status.clear();
+    progress.clear();
 
     let stress = run.start.elapsed();
     // Counters as they stood at the stop decision (teardown adds no work worth counting).
@@ -312,6 +238,12 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
         })
         .collect();
     let totals = run.sample();
+    let latency = (0..hists)
+        .map(|h| {
+            run.merge_histogram(h, &mut lat_now[h]);
+            lat_now[h].summary()
+        })
+        .collect();
     for (m, (p, v)) in peaks.iter_mut().zip(&totals).enumerate() {
         if metrics[m].kind == Kind::Total || *p == 0 {
             *p = (*p).max(*v);
@@ -356,6 +288,7 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
         totals,
         peaks,
         samples,
+        latency,
         errors,
         cpu_s: usage,
         steal,
@@ -366,6 +299,17 @@ pub fn supervise<S: Stressor>(s: &S, common: &CommonArgs, status: &mut Status) -
             .collect(),
         orphans_reaped: run.orphans,
     })
+}
+
+/// "No thread exists when the supervisor forks" (see [`Stressor`]): a forked child gets a
+/// copy of the forking thread alone, and any lock another thread held stays locked in it.
+fn check_single_threaded() -> Result<()> {
+    match sys::thread_count() {
+        Some(n) if n > 1 => Err(Error::runtime(format!(
+            "internal error: {n} threads exist before the workers are forked; a stressor's plan or prepare must not start threads (see common::Stressor)"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn flush_stdio() {
@@ -400,6 +344,9 @@ fn spawn_sentinel(signals: &Signals, me: Pid) -> Result<Pid> {
 impl<S: Stressor> Run<'_, S> {
     fn spawn(&mut self, index: usize) -> Result<()> {
         flush_stdio();
+        if cfg!(debug_assertions) {
+            check_single_threaded()?;
+        }
         let mut tries = 0;
         let pid = loop {
             // SAFETY: the supervisor is single-threaded; the child runs the stressor's work
@@ -449,7 +396,7 @@ impl<S: Stressor> Run<'_, S> {
         let code = match result {
             Ok(()) => 0,
             Err(e) => {
-                crate::output::say(&format!("{}: worker {index}: error: {e}", S::NAME));
+                crate::error::say(&format!("{}: worker {index}: error: {e}", S::NAME));
                 1
             }
         };
@@ -540,6 +487,14 @@ impl<S: Stressor> Run<'_, S> {
             }
         }
         v
+    }
+
+    /// Histogram `h` of every slot, merged into `into`.
+    fn merge_histogram(&self, h: usize, into: &mut Histogram) {
+        into.clear();
+        for i in 0..self.shared.slots() {
+            into.add_cells(self.shared.hist(i, h));
+        }
     }
 
     fn ready_s(&self, workers: usize) -> Option<f64> {

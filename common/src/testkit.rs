@@ -44,6 +44,16 @@ impl Bin {
         }
     }
 
+    /// A test-only binary of this workspace (never shipped, so never in a dist directory):
+    /// always cargo's native build, without a runner.
+    pub fn test_only(_name: &str, cargo_exe: &str) -> Self {
+        Bin {
+            exe: PathBuf::from(cargo_exe),
+            runner: None,
+            env: Vec::new(),
+        }
+    }
+
     /// The same binary with one more environment variable set.
     pub fn with_env(&self, k: &str, v: &str) -> Self {
         let mut b = self.clone();
@@ -180,14 +190,57 @@ pub struct Output {
 }
 
 impl Output {
-    /// The JSON report on stdout.
+    /// The JSON report (or plan) on stdout, checked against the published schema: every
+    /// report and plan a test reads this way is validated.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+        let v: Value = serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
                 "stdout is not a JSON report ({e}):\n{}\nstderr:\n{}",
                 self.stdout, self.stderr
             )
-        })
+        });
+        if let Err(problems) = validate(&v) {
+            panic!(
+                "the report does not follow its schema:\n  {}\n{}",
+                problems.join("\n  "),
+                self.stdout
+            );
+        }
+        v
+    }
+}
+
+/// The published schemas (`common/schema/`).
+pub const REPORT_SCHEMA: &str = include_str!("../schema/report.schema.json");
+pub const PLAN_SCHEMA: &str = include_str!("../schema/plan.schema.json");
+
+/// Checks a report or a plan (by its `schema` field) against the published JSON Schema;
+/// the problems, one line each, if it does not follow it.
+pub fn validate(doc: &Value) -> Result<(), Vec<String>> {
+    let report: Value = serde_json::from_str(REPORT_SCHEMA).expect("report schema is JSON");
+    let plan: Value = serde_json::from_str(PLAN_SCHEMA).expect("plan schema is JSON");
+    let schema = match doc["schema"].as_str() {
+        Some("misbehave.report/1") => &report,
+        Some("misbehave.plan/1") => &plan,
+        other => return Err(vec![format!("unknown schema {other:?}")]),
+    };
+    let registry = jsonschema::Registry::new()
+        .add("urn:misbehave:report:1", report.clone())
+        .expect("a valid URI")
+        .prepare()
+        .expect("the registry prepares");
+    let validator = jsonschema::options()
+        .with_registry(&registry)
+        .build(schema)
+        .unwrap_or_else(|e| panic!("the schema itself is invalid: {e}"));
+    let problems: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
     }
 }
 
@@ -337,70 +390,54 @@ pub fn kill_tagged(tag: &str) {
     }
 }
 
-/// A cgroup of the test's own, under this process's cgroup for `controller` (v1 or v2).
-/// Removed on drop, after killing anything still inside.
+/// A cgroup of the test's own, under this process's cgroup for `controller` (v1 or v2): a
+/// [`crate::cgroup::RunCgroup`] named `misbehave-test-<pid>-<name>`. Removed on drop,
+/// after killing anything still inside.
 pub struct Cgroup {
     pub dir: PathBuf,
     pub v2: bool,
+    inner: crate::cgroup::RunCgroup,
 }
 
 impl Cgroup {
     /// None where no writable hierarchy for `controller` exists (the test should say it
     /// skipped, and why).
     pub fn new(controller: &str, name: &str) -> Option<Self> {
-        let name = format!("misbehave-test-{name}-{}", std::process::id());
-        let (dir, ver) = crate::sys::create_cgroup(controller, &name).ok()?;
+        let inner =
+            crate::cgroup::RunCgroup::create_tagged(controller, "misbehave-test-", Some(name))
+                .ok()?;
         Some(Cgroup {
-            dir,
-            v2: ver == crate::sys::CgroupVersion::V2,
+            dir: inner.dir().to_path_buf(),
+            v2: inner.version() == crate::sys::CgroupVersion::V2,
+            inner,
         })
     }
 
     pub fn set(&self, file: &str, value: &str) {
-        std::fs::write(self.dir.join(file), value)
-            .unwrap_or_else(|e| panic!("writing {value} to {}/{file}: {e}", self.dir.display()));
+        self.inner
+            .set(file, value)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn get(&self, file: &str) -> String {
-        std::fs::read_to_string(self.dir.join(file))
-            .unwrap_or_default()
-            .trim()
-            .to_string()
+        self.inner.get(file).unwrap_or_default()
     }
 
     pub fn get_u64(&self, file: &str) -> u64 {
-        self.get(file).parse().unwrap_or(0)
+        self.inner.get_u64(file).unwrap_or(0)
     }
 
     pub fn procs_file(&self) -> PathBuf {
-        self.dir.join("cgroup.procs")
+        self.inner.procs_file()
     }
 
     /// Pids in the cgroup now.
     pub fn procs(&self) -> Vec<i32> {
-        self.get("cgroup.procs")
-            .lines()
-            .filter_map(|l| l.parse().ok())
-            .collect()
+        self.inner.procs()
     }
-}
 
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        for _ in 0..200 {
-            let procs = self.procs();
-            for p in &procs {
-                // SAFETY: sending a signal to a process inside the test's own cgroup.
-                unsafe { libc::kill(*p, libc::SIGKILL) };
-            }
-            if std::fs::remove_dir(&self.dir).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        eprintln!(
-            "warning: could not remove test cgroup {}",
-            self.dir.display()
-        );
+    /// The run cgroup itself (limits, events, memory peak).
+    pub fn run_cgroup(&self) -> &crate::cgroup::RunCgroup {
+        &self.inner
     }
 }

@@ -274,6 +274,19 @@ pub fn count(n: f64) -> String {
     }
 }
 
+/// A latency given in microseconds, as people read it: `850ns`, `12.5us`, `3.40ms`, `1.20s`.
+pub fn micros(us: f64) -> String {
+    if us < 1.0 {
+        format!("{:.0}ns", us * 1e3)
+    } else if us < 1e3 {
+        format!("{us:.1}us")
+    } else if us < 1e6 {
+        format!("{:.2}ms", us / 1e3)
+    } else {
+        format!("{:.2}s", us / 1e6)
+    }
+}
+
 /// `1h30m`, `45s`, `1.5s`, `250ms`.
 pub fn duration(d: Duration) -> String {
     let ms = d.as_millis();

@@ -1,10 +1,13 @@
-//! What a worker process sees: when to stop, where to count.
+//! What a worker process sees: when to stop, where to count, how fast it may go, where to
+//! record latencies.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use nix::errno::Errno;
 use nix::unistd::{ForkResult, Pid};
 
+use crate::hist::Recorder;
+use crate::rate::{claim, RateCap};
 use crate::shm::{Shared, Slot, ERRNOS};
 use crate::{sys, time};
 
@@ -93,6 +96,44 @@ impl<'a> Worker<'a> {
     /// A run-wide word shared by every process of the run (`0..GLOBALS`).
     pub fn global(&self, i: usize) -> &AtomicU64 {
         &self.shared.header().globals[i]
+    }
+
+    /// The recorder of latency histogram `h` (an index into the stressor's `latencies()`):
+    /// take it once, outside the hot loop.
+    pub fn histogram(&self, h: usize) -> Recorder<'a> {
+        Recorder::new(self.shared.hist(self.index, h))
+    }
+
+    /// Records one latency (ns) into histogram `h`.
+    #[inline]
+    pub fn record(&self, h: usize, ns: u64) {
+        self.histogram(h).record(ns);
+    }
+
+    /// Takes `n` tokens of a rate cap shared by every worker of the run, waiting until they
+    /// are due. Returns false when the run was told to stop meanwhile (the tokens are then
+    /// not to be used). Take batches ([`RateCap::batch`]), not single tokens.
+    pub fn pace(&mut self, cap: &RateCap, n: u64) -> bool {
+        let h = self.shared.header();
+        let origin = h.start_ns.load(Relaxed);
+        let now_ps = |o: u64| time::mono_ns().saturating_sub(o).saturating_mul(1000);
+        let start = claim(&h.rates[cap.cell], now_ps(origin), n, cap.ps_per_token());
+        loop {
+            let now = now_ps(origin);
+            if now >= start {
+                return self.running();
+            }
+            let wait_ns = (start - now) / 1000;
+            if wait_ns >= 50_000 {
+                // Sleep short of the mark; the rest is waited out below.
+                self.sleep(std::time::Duration::from_nanos(wait_ns - 20_000));
+                if !self.running() {
+                    return false;
+                }
+            } else {
+                std::thread::yield_now();
+            }
+        }
     }
 
     /// Forks a child of this worker (a fork bomb's offspring). The child dies with its

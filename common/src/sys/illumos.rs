@@ -2,14 +2,7 @@
 //! /proc/meminfo, zones instead of cgroups, no PDEATHSIG (workers notice a changed parent
 //! instead), no OOM killer (swap is reserved when memory is mapped, so mmap fails first).
 
-use super::CpuTicks;
-
-/// Which cgroup hierarchy a controller lives in (none exist here).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CgroupVersion {
-    V1,
-    V2,
-}
+use super::{CgroupVersion, CpuTicks};
 
 /// No cgroups on illumos: zones use resource controls instead.
 pub fn cgroup_dir(_controller: &str) -> Option<(std::path::PathBuf, CgroupVersion)> {
@@ -129,4 +122,9 @@ pub fn zone_name() -> Option<String> {
 /// MADV_HUGEPAGE does not exist): does nothing and says so.
 pub fn advise_hugepages(_mem: &mut [u8]) -> Result<(), String> {
     Err("transparent huge pages are Linux-only; nothing was asked for".into())
+}
+
+/// Threads (LWPs) of this process: the entries of /proc/self/lwp.
+pub fn thread_count() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/lwp").ok()?.count())
 }

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::CpuTicks;
+use super::{CgroupVersion, CpuTicks};
 
 fn read_trim(p: impl AsRef<Path>) -> Option<String> {
     fs::read_to_string(p).ok().map(|s| s.trim().to_string())
@@ -11,13 +11,6 @@ fn read_trim(p: impl AsRef<Path>) -> Option<String> {
 
 fn read_u64(p: impl AsRef<Path>) -> Option<u64> {
     read_trim(p)?.parse().ok()
-}
-
-/// Which cgroup hierarchy a controller lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CgroupVersion {
-    V1,
-    V2,
 }
 
 /// The cgroup directory of this process for `controller` ("memory", "pids", "cpu"), found
@@ -422,4 +415,24 @@ pub fn advise_hugepages(mem: &mut [u8]) -> Result<(), String> {
             std::io::Error::last_os_error()
         ))
     }
+}
+
+/// Threads of this process (the `Threads:` line of /proc/self/status), read into a stack
+/// buffer: no allocation, so it also works while workers exhaust memory.
+pub fn thread_count() -> Option<usize> {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    let mut f = fs::File::open("/proc/self/status").ok()?;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return None,
+        }
+    }
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -17,6 +17,13 @@ mod illumos;
 #[cfg(not(target_os = "linux"))]
 pub use illumos::*;
 
+/// Which cgroup hierarchy a controller lives in (there are none on illumos).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
 /// Counts of CPU time since boot, in clock ticks, for the steal-time measure.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuTicks {
@@ -79,7 +86,7 @@ pub fn set_nice(n: i32) -> bool {
 }
 
 /// Free bytes for an unprivileged writer on the filesystem that holds `path` (statvfs).
-pub fn disk_free(path: &std::path::Path) -> crate::Result<u64> {
+pub fn disk_free(path: &std::path::Path) -> crate::error::Result<u64> {
     let s = nix::sys::statvfs::statvfs(path)?;
     Ok(s.blocks_available() as u64 * s.fragment_size() as u64)
 }

@@ -11,7 +11,7 @@ use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
 
-use common::{CommonArgs, Host, Metric, Report, RunData, Stressor, Unit, Worker, OPS};
+use common::{CommonArgs, Findings, Found, Host, Metric, RunData, Stressor, Unit, Worker, OPS};
 
 /// What each operation computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -69,7 +69,12 @@ pub struct CpuBomb {
 
 /// Metric indices.
 const CPU: usize = 1;
-static METRICS: [Metric; 2] = [OPS, Metric::total("cpu_ns", Unit::Nanos)];
+static METRICS: [Metric; 2] = [
+    OPS,
+    // Each worker's own CPU clock (reported as `worker_cpu_s`; `totals.cpu_s` is the whole
+    // run's, from rusage).
+    Metric::total("worker_cpu_ns", Unit::Nanos),
+];
 
 impl common::Command for Cli {
     type Stressor = CpuBomb;
@@ -221,26 +226,24 @@ impl Stressor for CpuBomb {
         Ok(())
     }
 
-    fn finish(&self, run: &RunData, r: &mut Report) {
-        let round1 = |v: f64| (v * 10.0).round() / 10.0;
+    fn finish(&self, run: &RunData) -> Findings {
+        let mut f = Findings::default();
         let mut loads = Vec::with_capacity(run.slots.len());
-        for (slot, pw) in run.slots.iter().zip(r.per_worker.iter_mut()) {
-            let pct = if run.stress_s > 0.0 {
-                100.0 * slot.counters[CPU] as f64 / 1e9 / run.stress_s
-            } else {
-                0.0
-            };
-            pw.insert("load_pct".into(), round1(pct).into());
+        for slot in &run.slots {
+            let pct = 100.0 * run.per_s(slot.counters[CPU] as f64 / 1e9);
+            f.per_worker
+                .push(vec![common::Finding::new("load_pct", Found::Percent(pct))]);
             loads.push(pct);
         }
         let avg = loads.iter().sum::<f64>() / loads.len().max(1) as f64;
-        let d = &mut r.details;
-        d.insert("method".into(), self.method.name().into());
-        d.insert("target_load_pct".into(), self.load.into());
-        d.insert("load_pct".into(), round1(avg).into());
+        f.detail("method", Found::Text(self.method.name().into()))
+            .detail("target_load_pct", Found::Count(self.load.into()))
+            .detail("load_pct", Found::Percent(avg));
         if let Some(ready) = run.workers.ready_s {
-            d.insert("ready_ms".into(), round1(ready * 1000.0).into());
+            let ms = (ready * 1e4).round() / 10.0;
+            f.detail("ready_ms", Found::Number(ms, "ms"));
         }
+        f
     }
 }
 

@@ -16,7 +16,6 @@
 //! number of live processes never exceeds it. Where a pids cgroup of the run's own can be
 //! made under this process's (Linux), it is set to the same cap as a second line.
 
-use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
 use std::time::Duration;
@@ -27,7 +26,10 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use serde_json::{Map, Value};
 
-use common::{CommonArgs, Host, Metric, Report, RunData, Stressor, Unit, Worker, OPS};
+use common::cgroup::RunCgroup;
+use common::{
+    CommonArgs, Finding, Findings, Found, Host, Metric, RunData, Stressor, Unit, Worker, OPS,
+};
 
 /// How the bomb behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -95,7 +97,7 @@ pub fn margin(limit: u64) -> u64 {
 }
 
 /// The plan.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ForkBomb {
     pub mode: Mode,
     pub workers: usize,
@@ -107,12 +109,11 @@ pub struct ForkBomb {
     pub note: Option<String>,
     pub host_max: Option<u64>,
     /// The run's own pids cgroup, once `prepare` made it.
-    cgroup: Option<PathBuf>,
+    cgroup: Option<RunCgroup>,
     /// The run's own cgroup in a separate v1 `freezer` hierarchy, if there is one: teardown
     /// freezes the bomb so that nothing forks while it is being killed.
-    freezer: Option<PathBuf>,
+    freezer: Option<RunCgroup>,
     cgroup_note: String,
-    cgroup_max_hits: Option<u64>,
 }
 
 impl ForkBomb {
@@ -226,7 +227,6 @@ impl common::Command for Cli {
             cgroup: None,
             freezer: None,
             cgroup_note: String::new(),
-            cgroup_max_hits: None,
         })
     }
 }
@@ -483,13 +483,15 @@ impl Stressor for ForkBomb {
         // cgroup v2 kills a whole cgroup through the pids cgroup itself (cgroup.kill); v1
         // needs a freezer cgroup of its own.
         if let Some((_, common::sys::CgroupVersion::V1)) = common::sys::cgroup_dir("freezer") {
-            self.freezer = make_cgroup("freezer", None).ok();
+            self.freezer = RunCgroup::create("freezer", CGROUP_PREFIX).ok();
         }
-        let limit = (self.max_procs - OVERHEAD).to_string();
-        self.cgroup_note = match make_cgroup("pids", Some(("pids.max", &limit))) {
-            Ok(dir) => {
-                let note = format!("{} (pids.max {})", dir.display(), self.max_procs - OVERHEAD);
-                self.cgroup = Some(dir);
+        let limit = self.max_procs - OVERHEAD;
+        let made = RunCgroup::create("pids", CGROUP_PREFIX)
+            .and_then(|cg| cg.limit_pids(limit).map(|()| cg));
+        self.cgroup_note = match made {
+            Ok(cg) => {
+                let note = format!("{} (pids.max {limit})", cg.dir().display());
+                self.cgroup = Some(cg);
                 note
             }
             Err(why) => format!("none ({why}): the shared counter alone holds the cap"),
@@ -499,7 +501,7 @@ impl Stressor for ForkBomb {
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {
         for cg in self.cgroup.iter().chain(self.freezer.iter()) {
-            if let Err(e) = std::fs::write(cg.join("cgroup.procs"), "0") {
+            if let Err(e) = std::fs::write(cg.procs_file(), "0") {
                 if let Some(n) = e.raw_os_error() {
                     w.errno(Errno::from_raw(n));
                 }
@@ -522,122 +524,64 @@ impl Stressor for ForkBomb {
 
     fn kill_all(&self) -> Option<&'static str> {
         self.freezer
-            .as_deref()
-            .or(self.cgroup.as_deref())
-            .and_then(common::sys::cgroup_kill_all)
+            .as_ref()
+            .or(self.cgroup.as_ref())
+            .and_then(RunCgroup::kill_all)
     }
 
-    fn cleanup(&mut self) {
-        if let Some(dir) = self.freezer.take() {
-            remove_cgroup(&dir);
-        }
-        let Some(dir) = self.cgroup.take() else {
-            return;
-        };
-        self.cgroup_max_hits = std::fs::read_to_string(dir.join("pids.events"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("max ")?.trim().parse().ok())
-            });
-        remove_cgroup(&dir);
-    }
-
-    fn finish(&self, run: &RunData, r: &mut Report) {
+    fn finish(&self, run: &RunData) -> Findings {
         let base = OVERHEAD + self.workers as u64;
         let ops = run.totals.first().copied().unwrap_or(0);
         let g = |i: usize| run.globals.get(i).copied().unwrap_or(0);
         let sampled = run.peaks.get(LIVE).copied().unwrap_or(0);
+        // Forks between two samples: the bomb's own peak counter is exact.
         let peak = sampled.max(base + g(G_PEAK));
-        r.peaks.insert("live_procs".into(), peak.into());
-        r.totals.insert("forks_succeeded".into(), ops.into());
-        if let Some(v) = r.rates.get("ops").cloned() {
-            r.rates.insert("forks_succeeded".into(), v);
-        }
-        let d = &mut r.details;
-        d.insert("mode".into(), self.mode.name().into());
-        d.insert("max_procs".into(), self.max_procs.into());
+        let mut f = Findings::default();
+        f.peaks
+            .push(Finding::new("live_procs", Found::Count(peak)).report_only());
+        // The same as ops, under the name scripts look for.
+        f.totals
+            .push(Finding::new("forks_succeeded", Found::Count(ops)).report_only());
+        f.detail("mode", Found::Text(self.mode.name().into()))
+            .detail("max_procs", Found::Count(self.max_procs));
         if self.mode != Mode::Churn {
-            d.insert("nice".into(), BOMB_NICE.into());
+            f.detail("nice", Found::Count(BOMB_NICE as u64));
         }
-        d.insert("peak_live_procs".into(), peak.into());
-        let since_start = |ns: u64| {
-            (ns > 0).then(|| (ns.saturating_sub(run.start_ns) as f64 / 1e6).round() / 1e3)
-        };
-        d.insert("time_to_peak_s".into(), since_start(g(G_PEAK_NS)).into());
-        d.insert("time_to_full_s".into(), since_start(g(G_FULL_NS)).into());
-        d.insert("cap_reached".into(), (peak >= self.max_procs).into());
-        d.insert("cgroup".into(), self.cgroup_note.clone().into());
-        if let Some(h) = self.cgroup_max_hits {
-            d.insert("cgroup_limit_hits".into(), h.into());
+        f.detail_report_only("peak_live_procs", Found::Count(peak))
+            .detail(
+                "time_to_peak_s",
+                Found::seconds(run.since_start(g(G_PEAK_NS))),
+            )
+            .detail(
+                "time_to_full_s",
+                Found::seconds(run.since_start(g(G_FULL_NS))),
+            )
+            .detail("cap_reached", Found::Flag(peak >= self.max_procs))
+            .detail("cgroup", Found::Text(self.cgroup_note.clone()));
+        if let Some(cg) = &self.cgroup {
+            // Forks the pids cgroup refused (it is still there: cleanup comes after).
+            f.detail(
+                "cgroup_limit_hits",
+                Found::count(cg.event("pids.events", "max")),
+            );
         }
-        d.insert("orphans_reaped".into(), run.orphans_reaped.into());
-        d.insert(
-            "teardown_ms".into(),
-            ((run.teardown_s * 1e4).round() / 10.0).into(),
-        );
+        f.detail("orphans_reaped", Found::Count(run.orphans_reaped))
+            .detail_report_only(
+                "teardown_ms",
+                Found::Number((run.teardown_s * 1e4).round() / 10.0, "ms"),
+            );
+        f
+    }
+
+    fn cleanup(&mut self) {
+        // Dropping them removes them (after killing anything left inside).
+        self.freezer = None;
+        self.cgroup = None;
     }
 }
 
-/// The prefix of the run's own pids cgroup: `misbehave-forkbomb-<supervisor pid>`.
+/// The prefix of the run's own cgroups: `misbehave-forkbomb-<supervisor pid>`.
 const CGROUP_PREFIX: &str = "misbehave-forkbomb-";
-
-/// Makes `<this process's cgroup of controller>/misbehave-forkbomb-<pid>`, with one
-/// setting (`pids.max` = N) if given.
-fn make_cgroup(controller: &str, setting: Option<(&str, &str)>) -> Result<PathBuf, String> {
-    // Sweep first: a stale cgroup of a dead run may carry the name a reused pid asks for.
-    if let Some((own, _)) = common::sys::cgroup_dir(controller) {
-        sweep_stale_cgroups(&own);
-    }
-    let name = format!("{CGROUP_PREFIX}{}", std::process::id());
-    let (dir, _) = common::sys::create_cgroup(controller, &name)?;
-    if let Some((file, value)) = setting {
-        if let Err(e) = std::fs::write(dir.join(file), value) {
-            let _ = std::fs::remove_dir(&dir);
-            return Err(format!("setting {}/{file}: {e}", dir.display()));
-        }
-    }
-    Ok(dir)
-}
-
-/// Removes a cgroup of the run once every process is gone (the kernel may need a moment to
-/// let go of the last ones).
-fn remove_cgroup(dir: &std::path::Path) {
-    for _ in 0..200 {
-        if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    eprintln!(
-        "forkbomb: warning: could not remove cgroup {}",
-        dir.display()
-    );
-}
-
-/// Removes the empty cgroups of earlier runs whose supervisor is gone (killed with SIGKILL,
-/// it could not remove its own).
-fn sweep_stale_cgroups(own: &std::path::Path) {
-    let Ok(dir) = std::fs::read_dir(own) else {
-        return;
-    };
-    for e in dir.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(CGROUP_PREFIX)) else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<i32>() else {
-            continue;
-        };
-        if nix::sys::signal::kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH) {
-            // A supervisor killed while its bomb was frozen left it frozen: thawed, the
-            // processes act on the SIGKILL their parents' deaths already sent them.
-            let _ = std::fs::write(e.path().join("freezer.state"), "THAWED");
-            // Fails (and stays) while a process is still inside: nothing is killed here.
-            let _ = std::fs::remove_dir(e.path());
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

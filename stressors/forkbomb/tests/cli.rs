@@ -32,54 +32,21 @@ fn pids_exact(test: &str) -> bool {
     true
 }
 
-/// A pids cgroup of the test's own with `pids.max`, or None (the caller skips).
-fn cgroup(name: &str, max: u64) -> Option<TestCgroup> {
+/// A pids cgroup of the test's own with `pids.max`, or None (the caller skips). Dropping it
+/// also removes the run's own cgroup nested in it, which a supervisor killed with SIGKILL
+/// could not remove.
+fn cgroup(name: &str, max: u64) -> Option<Cgroup> {
     let cg = Cgroup::new("pids", name);
     match &cg {
         Some(c) => c.set("pids.max", &max.to_string()),
         None => eprintln!("SKIP: no writable pids cgroup here; forkbomb runs only inside one"),
     }
-    cg.map(TestCgroup)
-}
-
-/// The test's cgroup, and on drop also the run's own cgroup nested in it, which a
-/// supervisor killed with SIGKILL could not remove (the testkit's drop removes only its own
-/// directory, and cannot while a child directory is there).
-struct TestCgroup(Cgroup);
-
-impl std::ops::Deref for TestCgroup {
-    type Target = Cgroup;
-    fn deref(&self) -> &Cgroup {
-        &self.0
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(&self.0.dir) else {
-            return;
-        };
-        for sub in entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
-            for _ in 0..300 {
-                let procs = std::fs::read_to_string(sub.join("cgroup.procs")).unwrap_or_default();
-                for p in procs.lines().filter_map(|l| l.parse::<i32>().ok()) {
-                    // SAFETY: sending a signal to a process inside the test's own cgroup.
-                    unsafe { libc::kill(p, libc::SIGKILL) };
-                }
-                if std::fs::remove_dir(&sub).is_ok() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
+    cg
 }
 
 /// The `max` line of pids.events (cgroup v1 and v2), if the kernel has the file.
 fn max_events(cg: &Cgroup) -> Option<u64> {
-    cg.get("pids.events")
-        .lines()
-        .find_map(|l| l.strip_prefix("max ")?.trim().parse().ok())
+    cg.run_cgroup().event("pids.events", "max")
 }
 
 /// What was seen from outside while a run lasted.
@@ -145,7 +112,7 @@ fn capped_run(mode: &str) {
     };
     let run = bin().spawn_in(
         &["-m", mode, "-n", "100", "-t", "2", "--json", "-q"],
-        Some(&*cg),
+        Some(&cg),
     );
     let w = watch(run, &cg, Duration::from_secs(20));
     let out = &w.out;
@@ -278,7 +245,7 @@ fn a_thousand_processes_go_within_a_second() {
     };
     let run = bin().spawn_in(
         &["-m", "hold", "-n", "1000", "-t", "2", "--json", "-q"],
-        Some(&*cg),
+        Some(&cg),
     );
     let w = watch(run, &cg, Duration::from_secs(20));
     assert_eq!(w.out.code, Some(0), "stderr: {}", w.out.stderr);
@@ -317,7 +284,7 @@ fn sigkill_ends_everything(mode: &str) {
     let Some(cg) = cgroup(&format!("kill-{mode}"), 200) else {
         return;
     };
-    let run = bin().spawn_in(&["-m", mode, "-n", "100", "-t", "30", "-q"], Some(&*cg));
+    let run = bin().spawn_in(&["-m", mode, "-n", "100", "-t", "30", "-q"], Some(&cg));
     assert!(
         wait_for_live(&run.tag, 90, Duration::from_secs(10)),
         "{mode}: the bomb never filled up"
@@ -349,7 +316,7 @@ fn sigterm_stops_with_a_report() {
     let Some(cg) = cgroup("term", 200) else {
         return;
     };
-    let run = bin().spawn_in(&["-n", "100", "-t", "30", "--json", "-q"], Some(&*cg));
+    let run = bin().spawn_in(&["-n", "100", "-t", "30", "--json", "-q"], Some(&cg));
     std::thread::sleep(Duration::from_millis(800));
     run.signal(libc::SIGTERM);
     let w = watch(run, &cg, Duration::from_secs(10));
@@ -383,7 +350,7 @@ fn a_full_table_is_counted_as_eagain() {
             c.spawn().unwrap()
         })
         .collect();
-    let run = bin().spawn_in(&["-m", "hold", "-t", "1", "--json", "-q"], Some(&*cg));
+    let run = bin().spawn_in(&["-m", "hold", "-t", "1", "--json", "-q"], Some(&cg));
     let w = watch(run, &cg, Duration::from_secs(20));
     for mut s in sleepers {
         let _ = s.kill();
@@ -426,7 +393,7 @@ fn bad_values_are_refused_with_one_line_and_exit_2() {
     ];
     for args in cases {
         let out = bin()
-            .spawn_in(args, Some(&*cg))
+            .spawn_in(args, Some(&cg))
             .wait(Duration::from_secs(10));
         assert_eq!(out.code, Some(2), "{args:?}: stderr {}", out.stderr);
         let lines: Vec<_> = out.stderr.lines().collect();
@@ -444,7 +411,7 @@ fn dry_run_shows_the_cap_and_where_it_comes_from() {
         return;
     };
     let out = bin()
-        .spawn_in(&["--dry-run", "--json"], Some(&*cg))
+        .spawn_in(&["--dry-run", "--json"], Some(&cg))
         .wait(Duration::from_secs(10));
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
     let p = out.json();
@@ -466,7 +433,7 @@ fn dry_run_shows_the_cap_and_where_it_comes_from() {
 
     // Above what the host allows: cut, and said so.
     let cut = bin()
-        .spawn_in(&["--dry-run", "--json", "-n", "50000"], Some(&*cg))
+        .spawn_in(&["--dry-run", "--json", "-n", "50000"], Some(&cg))
         .wait(Duration::from_secs(10));
     assert_eq!(cut.code, Some(0), "stderr: {}", cut.stderr);
     let e = cut.json()["params"]["effective"].clone();
@@ -477,7 +444,7 @@ fn dry_run_shows_the_cap_and_where_it_comes_from() {
     );
 
     let text = bin()
-        .spawn_in(&["--dry-run", "-m", "hold", "-n", "120"], Some(&*cg))
+        .spawn_in(&["--dry-run", "-m", "hold", "-n", "120"], Some(&cg))
         .wait(Duration::from_secs(10));
     assert_eq!(text.code, Some(0));
     assert!(
@@ -492,7 +459,7 @@ fn dry_run_shows_the_cap_and_where_it_comes_from() {
 fn help_and_version() {
     let Some(cg) = cgroup("help", 20) else { return };
     let h = bin()
-        .spawn_in(&["--help"], Some(&*cg))
+        .spawn_in(&["--help"], Some(&cg))
         .wait(Duration::from_secs(10));
     assert_eq!(h.code, Some(0));
     for needle in [
@@ -506,7 +473,7 @@ fn help_and_version() {
         assert!(h.stdout.contains(needle), "--help lacks {needle}");
     }
     let v = bin()
-        .spawn_in(&["--version"], Some(&*cg))
+        .spawn_in(&["--version"], Some(&cg))
         .wait(Duration::from_secs(10));
     assert_eq!(
         v.stdout.trim(),

@@ -27,8 +27,8 @@ use serde_json::{Map, Value};
 
 use common::units::{self, parse_bytes, parse_rate, parse_size, RateKind, SizeSpec};
 use common::{
-    sys, time, CommonArgs, Error, ExitAction, Host, Metric, Report, RunData, Stressor, Unit,
-    Worker, WorkerEnd, OPS,
+    sys, time, CommonArgs, Error, ExitAction, Finding, Findings, Found, Host, Metric, RateCap,
+    RunData, Stressor, Unit, Worker, WorkerEnd, OPS,
 };
 
 /// What the workers do with their memory.
@@ -182,6 +182,9 @@ const G_CAP_NS: usize = 1; // mono_ns when the last of them did
 const G_LOCK_ERRNO: usize = 2; // errno of the first refused mlock
 const G_SLOT_BITS: usize = 4; // from here on: one bit per slot that reached its share
 
+/// The shared rate word of `--rate` (bytes per second over all workers).
+const RATE_CELL: usize = 0;
+
 /// The default cap on bare metal (only with --allow-host).
 const BARE_METAL_PCT: f64 = 80.0;
 
@@ -276,22 +279,6 @@ fn errno_of(e: &std::io::Error) -> Errno {
 /// fraction of a second even on a slow guest.
 const SLICE: u64 = 16 << 20;
 
-/// Paces growth: `rate` bytes per second since `t0`.
-struct Pacer {
-    rate: f64,
-    t0: u64,
-    done: u64,
-}
-
-impl Pacer {
-    /// How long to wait before growing further.
-    fn ahead(&self) -> Option<Duration> {
-        let due_ns = self.t0 as f64 + self.done as f64 / self.rate * 1e9;
-        let now = time::mono_ns() as f64;
-        (due_ns > now).then(|| Duration::from_nanos((due_ns - now) as u64))
-    }
-}
-
 /// One worker's memory.
 struct Held {
     maps: VecDeque<MmapMut>,
@@ -321,7 +308,7 @@ impl MemBomb {
     }
 
     /// Maps one chunk and touches it, slice by slice; returns false when told to stop.
-    fn grow(&self, w: &mut Worker, held: &mut Held, len: u64, pacer: &mut Option<Pacer>) -> bool {
+    fn grow(&self, w: &mut Worker, held: &mut Held, len: u64) -> bool {
         let mut t_last = time::mono_ns();
         let mut m = match MmapMut::map_anon(len as usize) {
             Ok(m) => m,
@@ -342,6 +329,14 @@ impl MemBomb {
         let mut running = true;
         while off < m.len() {
             let end = (off + step).min(m.len());
+            if let Some(cap) = self.rate.map(|r| RateCap::new(RATE_CELL, r)) {
+                // Bytes are the tokens: wait until this step is due over all workers.
+                if !w.pace(&cap, (end - off) as u64) {
+                    running = false;
+                    break;
+                }
+                t_last = time::mono_ns();
+            }
             touch_pages(&mut m[off..end], page, 1);
             let n = (end - off) as u64;
             let now = time::mono_ns();
@@ -351,12 +346,6 @@ impl MemBomb {
             held.resident += n;
             w.set(RESIDENT, held.resident);
             off = end;
-            if let Some(p) = pacer.as_mut() {
-                p.done += n;
-                if let Some(d) = p.ahead() {
-                    w.sleep(d);
-                }
-            }
             if !w.running() {
                 running = false;
                 break;
@@ -484,11 +473,6 @@ impl Stressor for MemBomb {
             locking: self.lock,
             pass: 1,
         };
-        let mut pacer = self.rate.map(|r| Pacer {
-            rate: r / self.workers as f64,
-            t0: time::mono_ns(),
-            done: 0,
-        });
         let mut at_cap = false;
         while w.running() {
             if self.mode == Mode::Churn {
@@ -518,7 +502,7 @@ impl Stressor for MemBomb {
                 .min(window.saturating_sub(held.resident))
                 .max(self.page);
             let len = len.min(self.chunk);
-            if !self.grow(w, &mut held, len, &mut pacer) {
+            if !self.grow(w, &mut held, len) {
                 break;
             }
             if self.mode == Mode::Churn
@@ -547,11 +531,12 @@ impl Stressor for MemBomb {
         }
     }
 
-    fn finish(&self, run: &RunData, r: &mut Report) {
-        let round3 = |v: f64| (v * 1000.0).round() / 1000.0;
+    fn finish(&self, run: &RunData) -> Findings {
         let gib = (1u64 << 30) as f64;
+        let round3 = |v: f64| (v * 1000.0).round() / 1000.0;
+        let mut f = Findings::default();
         let mut fill_total = 0.0;
-        for (slot, pw) in run.slots.iter().zip(r.per_worker.iter_mut()) {
+        for slot in &run.slots {
             let (bytes, ns) = (slot.counters[TOUCHED], slot.counters[FILL]);
             let rate = if ns > 0 {
                 bytes as f64 / gib / (ns as f64 / 1e9)
@@ -559,36 +544,33 @@ impl Stressor for MemBomb {
                 0.0
             };
             fill_total += rate;
-            pw.insert("fill_gib_s".into(), round3(rate).into());
+            f.per_worker.push(vec![Finding::new(
+                "fill_gib_s",
+                Found::Number(round3(rate), "GiB/s"),
+            )]);
         }
         let peak = run.peaks[RESIDENT];
-        r.peaks.insert("resident_bytes".into(), peak.into());
         let enomem = run
             .errors
             .iter()
             .find(|(k, _)| k == "ENOMEM")
             .map_or(0, |(_, n)| *n);
-        let cap_ns = run.globals[G_CAP_NS];
-        let d = &mut r.details;
-        d.insert("mode".into(), self.mode.name().into());
-        d.insert("touched_bytes".into(), run.totals[TOUCHED].into());
-        d.insert("peak_resident_bytes".into(), peak.into());
-        d.insert("max_mem_bytes".into(), self.max_mem.into());
-        // Sum of the workers' own rates (each over its time spent filling).
-        d.insert("fill_gib_s".into(), round3(fill_total).into());
-        d.insert(
-            "cap_reached_s".into(),
-            (cap_ns > 0)
-                .then(|| round3(cap_ns.saturating_sub(run.start_ns) as f64 / 1e9))
-                .into(),
-        );
-        d.insert(
-            "first_oom_s".into(),
-            run.workers.first_oom_s.map(round3).into(),
-        );
-        d.insert("oom_killed".into(), run.workers.oom_killed.into());
-        d.insert("respawned".into(), run.workers.respawned.into());
-        d.insert("enomem".into(), enomem.into());
+        f.detail("mode", Found::Text(self.mode.name().into()))
+            // In totals and peaks too, under these names for scripts.
+            .detail_report_only("touched_bytes", Found::Bytes(run.totals[TOUCHED]))
+            .detail_report_only("peak_resident_bytes", Found::Bytes(peak))
+            .detail("max_mem_bytes", Found::bytes(self.max_mem))
+            // Sum of the workers' own rates (each over its time spent filling).
+            .detail("fill_gib_s", Found::Number(round3(fill_total), "GiB/s"))
+            .detail(
+                "cap_reached_s",
+                Found::seconds(run.since_start(run.globals[G_CAP_NS])),
+            )
+            .detail("first_oom_s", Found::seconds(run.workers.first_oom_s))
+            // Repeated from `workers` for scripts; the summary's workers row has them.
+            .detail_report_only("oom_killed", Found::Count(run.workers.oom_killed))
+            .detail_report_only("respawned", Found::Count(run.workers.respawned))
+            .detail("enomem", Found::Count(enomem));
         if self.lock {
             let errno = run.globals[G_LOCK_ERRNO];
             let v = if errno == 0 {
@@ -599,16 +581,17 @@ impl Stressor for MemBomb {
                     Errno::from_raw(errno as i32)
                 )
             };
-            d.insert("lock".into(), v.into());
-            d.insert("peak_locked_bytes".into(), run.peaks[LOCKED].into());
+            f.detail("lock", Found::Text(v))
+                .detail_report_only("peak_locked_bytes", Found::Bytes(run.peaks[LOCKED]));
         }
         if self.hugepages {
             let v = match &self.hugepages_refused {
                 None => "asked (MADV_HUGEPAGE)".to_string(),
                 Some(why) => format!("not available: {why}"),
             };
-            d.insert("hugepages".into(), v.into());
+            f.detail("hugepages", Found::Text(v));
         }
+        f
     }
 }
 
@@ -625,25 +608,5 @@ mod tests {
             assert_eq!(m[i * page], 7);
             assert_eq!(m[i * page + 1], 0);
         }
-    }
-
-    #[test]
-    fn pacer_waits_when_ahead() {
-        let p = Pacer {
-            rate: 1e6,
-            t0: time::mono_ns(),
-            done: 500_000,
-        };
-        let d = p.ahead().expect("half a second ahead");
-        assert!(
-            d > Duration::from_millis(400) && d <= Duration::from_millis(500),
-            "{d:?}"
-        );
-        let p = Pacer {
-            rate: 1e6,
-            t0: time::mono_ns() - 2_000_000_000,
-            done: 1,
-        };
-        assert!(p.ahead().is_none());
     }
 }

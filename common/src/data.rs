@@ -1,0 +1,320 @@
+//! The plain data of a run: what a stressor counts ([`Metric`]), what the supervisor learned
+//! ([`RunData`]), and what a stressor found ([`Findings`]). Values only: this module imports
+//! nothing of the run loop, the report or the terminal, so every layer above can use it.
+
+use std::time::SystemTime;
+
+use nix::sys::signal::Signal;
+
+use crate::hist::Summary;
+
+/// How a metric adds up over workers and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only grows (operations, bytes written): totals and per-second rates.
+    Total,
+    /// A level that goes up and down (resident bytes, live processes): peaks.
+    Gauge,
+}
+
+/// How to print a metric's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Bytes,
+    /// Stored in nanoseconds, printed and reported in seconds (`fill_ns` becomes `fill_s`).
+    /// An internal clock: no rate, and not in the summary.
+    Nanos,
+}
+
+/// One counter every worker keeps in its shared slot.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub unit: Unit,
+}
+
+impl Metric {
+    pub const fn total(name: &'static str, unit: Unit) -> Self {
+        Self {
+            name,
+            kind: Kind::Total,
+            unit,
+        }
+    }
+    pub const fn gauge(name: &'static str, unit: Unit) -> Self {
+        Self {
+            name,
+            kind: Kind::Gauge,
+            unit,
+        }
+    }
+    /// The name in the report: `fill_ns` is reported as `fill_s`.
+    pub fn report_name(&self) -> String {
+        match self.unit {
+            Unit::Nanos => format!("{}_s", self.name.trim_end_matches("_ns")),
+            _ => self.name.to_string(),
+        }
+    }
+    /// The value as the report gives it.
+    pub fn value(&self, raw: u64) -> serde_json::Value {
+        match self.unit {
+            Unit::Nanos => round3(raw as f64 / 1e9).into(),
+            _ => raw.into(),
+        }
+    }
+}
+
+/// The first metric of every stressor: its own unit of work (bogo ops, in stress-ng's words).
+pub const OPS: Metric = Metric::total("ops", Unit::Count);
+
+/// How a worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndStatus {
+    Exited(i32),
+    Killed(Signal),
+}
+
+/// A worker that ended before the run told it to.
+#[derive(Debug, Clone)]
+pub struct WorkerEnd {
+    pub index: usize,
+    pub status: EndStatus,
+    /// Killed with SIGKILL while the kernel's OOM-kill count went up.
+    pub oom: bool,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Interrupted(Signal),
+    Failed,
+}
+
+impl Outcome {
+    /// The name in the report: `completed`, `interrupted` or `failed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Interrupted(_) => "interrupted",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Completed => 0,
+            Outcome::Failed => 1,
+            Outcome::Interrupted(s) => 128 + s as u8,
+        }
+    }
+}
+
+impl serde::Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// Worker processes, counted.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WorkerCounts {
+    /// Worker processes started, respawns included.
+    pub started: u64,
+    /// Ended by themselves with status 0.
+    pub exited: u64,
+    /// Ended by themselves with an error.
+    pub failed: u64,
+    /// Ended by a signal (teardown's SIGKILL after the grace included).
+    pub killed: u64,
+    /// Of the killed, those the kernel's OOM killer took.
+    pub oom_killed: u64,
+    /// Started again in the place of one that ended.
+    pub respawned: u64,
+    /// Seconds from the start until every first-generation worker was in its loop.
+    pub ready_s: Option<f64>,
+    /// Seconds from the start to the first OOM kill of a worker.
+    pub first_oom_s: Option<f64>,
+}
+
+/// One per-second sample: seconds since the start, every metric's value (totals
+/// cumulative, gauges summed over workers), and the latency of that second's operations
+/// for each of the stressor's histograms.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub t: f64,
+    pub values: Vec<u64>,
+    pub latency: Vec<Option<Summary>>,
+}
+
+/// One worker slot at the end.
+#[derive(Debug, Clone)]
+pub struct SlotEnd {
+    pub counters: Vec<u64>,
+    pub respawns: u32,
+}
+
+/// Everything the supervisor learned; the report is made from it.
+#[derive(Debug, Clone)]
+pub struct RunData {
+    pub started_at: SystemTime,
+    pub ended_at: SystemTime,
+    /// Start to the stop decision (deadline, signal...): what rates are per.
+    pub stress_s: f64,
+    /// Start to the last process gone.
+    pub elapsed_s: f64,
+    pub teardown_s: f64,
+    /// How teardown killed: "process group", or a stressor's cgroup kill first.
+    pub teardown_method: String,
+    pub outcome: Outcome,
+    pub stop_reason: String,
+    pub workers: WorkerCounts,
+    pub slots: Vec<SlotEnd>,
+    /// Per metric: the sum over slots at the end.
+    pub totals: Vec<u64>,
+    /// Per metric: the highest per-second sample (gauges), or the total.
+    pub peaks: Vec<u64>,
+    pub samples: Vec<Sample>,
+    /// Latency over the whole run, per histogram of the stressor.
+    pub latency: Vec<Option<Summary>>,
+    /// errno name and count, most frequent first.
+    pub errors: Vec<(String, u64)>,
+    /// User + system CPU seconds of every process of the run.
+    pub cpu_s: f64,
+    /// Steal time over the run (seconds, percent of all CPU time), where the OS reports it.
+    pub steal: Option<(f64, f64)>,
+    /// Processes teardown could not remove.
+    pub left_behind: u64,
+    /// CLOCK_MONOTONIC ns at the start (workers stamp moments on the same clock).
+    pub start_ns: u64,
+    /// The run-wide words as they stood at the end.
+    pub globals: Vec<u64>,
+    /// Descendants that were not workers (a fork bomb's children) reaped by the supervisor.
+    pub orphans_reaped: u64,
+}
+
+impl RunData {
+    /// Seconds from the run's start to a moment a worker stamped (CLOCK_MONOTONIC ns; 0 for
+    /// never), to the millisecond.
+    pub fn since_start(&self, mono_ns: u64) -> Option<f64> {
+        (mono_ns > 0).then(|| round3(mono_ns.saturating_sub(self.start_ns) as f64 / 1e9))
+    }
+
+    /// `n` per second of stress time.
+    pub fn per_s(&self, n: f64) -> f64 {
+        if self.stress_s > 0.0 {
+            n / self.stress_s
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A value a stressor found, with its unit: the report gives the number, the summary
+/// prints it with its unit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    Count(u64),
+    Bytes(u64),
+    /// Seconds (reported to the millisecond).
+    Seconds(f64),
+    /// Percent (reported to a tenth).
+    Percent(f64),
+    /// Any other number, reported as given, printed with its unit ("GiB/s", "ms").
+    Number(f64, &'static str),
+    Text(String),
+    Flag(bool),
+    /// Not known, or never happened: `null` in the report, left out of the summary.
+    Missing,
+}
+
+impl Found {
+    /// `Seconds`, or `Missing` for None.
+    pub fn seconds(v: Option<f64>) -> Self {
+        v.map_or(Found::Missing, Found::Seconds)
+    }
+
+    /// `Count`, or `Missing` for None.
+    pub fn count(v: Option<u64>) -> Self {
+        v.map_or(Found::Missing, Found::Count)
+    }
+
+    /// `Bytes`, or `Missing` for None.
+    pub fn bytes(v: Option<u64>) -> Self {
+        v.map_or(Found::Missing, Found::Bytes)
+    }
+
+    /// The value in the JSON report.
+    pub fn json(&self) -> serde_json::Value {
+        match self {
+            Found::Count(n) | Found::Bytes(n) => (*n).into(),
+            Found::Seconds(s) => round3(*s).into(),
+            Found::Percent(p) => ((p * 10.0).round() / 10.0).into(),
+            Found::Number(v, _) => (*v).into(),
+            Found::Text(t) => t.clone().into(),
+            Found::Flag(b) => (*b).into(),
+            Found::Missing => serde_json::Value::Null,
+        }
+    }
+}
+
+/// One finding: a name in the report and a typed value. `summary` says whether people see
+/// it in the summary too (false for what the summary already shows another way, such as a
+/// peak or a worker count repeated in `details` for scripts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub name: &'static str,
+    pub value: Found,
+    pub summary: bool,
+}
+
+impl Finding {
+    pub fn new(name: &'static str, value: Found) -> Self {
+        Self {
+            name,
+            value,
+            summary: true,
+        }
+    }
+
+    /// In the report only: the summary shows it another way already.
+    pub fn report_only(mut self) -> Self {
+        self.summary = false;
+        self
+    }
+}
+
+/// What a stressor found, beyond its metrics, placed where the report puts it.
+#[derive(Debug, Clone, Default)]
+pub struct Findings {
+    /// `details`: the stressor's own findings.
+    pub details: Vec<Finding>,
+    /// More `totals` (a `Count` total also gets a per-second entry in `rates`).
+    pub totals: Vec<Finding>,
+    /// `peaks` known better than the per-second samples (a peak reached between two
+    /// samples); they replace the sampled ones of the same name.
+    pub peaks: Vec<Finding>,
+    /// Per worker slot, added to `per_worker[i]`.
+    pub per_worker: Vec<Vec<Finding>>,
+}
+
+impl Findings {
+    /// Adds a detail (shown in the summary).
+    pub fn detail(&mut self, name: &'static str, value: Found) -> &mut Self {
+        self.details.push(Finding::new(name, value));
+        self
+    }
+
+    /// Adds a detail for scripts only (the summary shows it another way).
+    pub fn detail_report_only(&mut self, name: &'static str, value: Found) -> &mut Self {
+        self.details.push(Finding::new(name, value).report_only());
+        self
+    }
+}
+
+/// Rounds to the millisecond (or to three decimals).
+pub fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,216 @@
+//! The program every stressor binary is: parse, probe, plan, (dry run | refuse | run),
+//! report. `common::main::<Cli>()` is a binary's whole `main`.
+
+use std::process::ExitCode;
+
+use clap::ArgMatches;
+use serde_json::{Map, Value};
+
+use crate::cli::CommonArgs;
+use crate::data::Findings;
+use crate::error::{self, Error, Result};
+use crate::host::Host;
+use crate::output;
+use crate::report::{self, Parts, Report};
+use crate::stressor::{Command, Stressor};
+use crate::supervisor;
+use crate::units;
+
+/// The whole program of a stressor binary: `fn main() -> ExitCode { common::main::<Cli>() }`.
+pub fn main<C: Command>() -> ExitCode {
+    let name = <C::Stressor as Stressor>::NAME;
+    match run::<C>() {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            match e.kind() {
+                error::Kind::Usage => eprintln!("{name}: {e}"),
+                error::Kind::Runtime => eprintln!("{name}: error: {e}"),
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Turns clap's verdict into ours: help and version on stdout with exit 0, any error as one
+/// line on stderr with exit 2.
+fn parse<C: Command>() -> Result<(C, ArgMatches), u8> {
+    let cmd = C::command();
+    let res = cmd
+        .try_get_matches()
+        .and_then(|m| C::from_arg_matches(&m).map(|c| (c, m)));
+    res.map_err(|e| {
+        use clap::error::ErrorKind::*;
+        match e.kind() {
+            DisplayHelp | DisplayVersion => {
+                let _ = e.print();
+                0
+            }
+            _ => {
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or("invalid arguments");
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                eprintln!("{}: {first} (see --help)", <C::Stressor as Stressor>::NAME);
+                2
+            }
+        }
+    })
+}
+
+/// The flags as given on the command line, by their long names, as raw text.
+fn requested(m: &ArgMatches) -> Map<String, Value> {
+    let mut out = Map::new();
+    for id in m.ids() {
+        let id = id.as_str();
+        if m.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        let vals: Vec<Value> = match m.get_raw(id) {
+            Some(raw) => raw
+                .map(|v| Value::from(v.to_string_lossy().into_owned()))
+                .collect(),
+            _ => vec![Value::Bool(true)],
+        };
+        let v = if vals.len() == 1 {
+            vals.into_iter().next().unwrap()
+        } else {
+            Value::Array(vals)
+        };
+        out.insert(id.replace('_', "-"), v);
+    }
+    out
+}
+
+fn effective<S: Stressor>(c: &CommonArgs, s: &S) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("duration".into(), c.duration.to_string().into());
+    m.insert(
+        "duration_s".into(),
+        c.duration.as_duration().map(|d| d.as_secs_f64()).into(),
+    );
+    m.insert("workers".into(), s.workers().into());
+    if let Some(seed) = c.seed {
+        m.insert("seed".into(), seed.into());
+    }
+    m.extend(s.params());
+    m
+}
+
+fn run<C: Command>() -> Result<u8> {
+    let (cli, matches) = match parse::<C>() {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let common = cli.common().clone();
+    let host = Host::probe();
+    let mut stressor = cli.plan(&host)?;
+    let name = C::Stressor::NAME;
+    let params = report::Params {
+        requested: requested(&matches),
+        effective: effective(&common, &stressor),
+    };
+    let virt = &host.virtualization;
+    let allowed = virt.is_guest() || common.allow_host;
+    if let Some(p) = &common.output {
+        report::check_output_path(p)?;
+    }
+
+    if common.dry_run {
+        print_plan(name, &host, &params, allowed, common.json);
+        return Ok(0);
+    }
+    if !allowed {
+        return Err(Error::usage(format!(
+            "refusing to run: this looks like bare metal ({}); run it inside a VM, container or zone, or pass --allow-host",
+            if virt.evidence.is_empty() { "no hypervisor, container or zone found".into() } else { virt.evidence.join("; ") }
+        )));
+    }
+
+    let style = output::Style::detect();
+    let metrics = stressor.metrics();
+    let prepared = stressor.prepare(&host);
+    let run = prepared.and_then(|()| {
+        let mut status = output::Status::new(name, style, common.quiet, metrics);
+        supervisor::supervise(&stressor, &common, &mut status)
+    });
+    // Findings first, while what `prepare` made is still there to be read; then clean up,
+    // also after a failure.
+    let findings: Findings = run.as_ref().map(|r| stressor.finish(r)).unwrap_or_default();
+    stressor.cleanup();
+    let run = run?;
+
+    let parts = Parts {
+        metrics,
+        latencies: stressor.latencies(),
+        run: &run,
+        findings: &findings,
+    };
+    let report = Report::new(name, host, params, parts);
+    let json = report.to_json();
+    let mut written = Ok(());
+    if common.json {
+        written = report::Export::export(&report::Stdout, &json);
+    }
+    if let Some(p) = &common.output {
+        written = written.and(report::Export::export(&report::File(p), &json));
+    }
+    if !common.quiet {
+        eprint!("{}", output::summary(&report, metrics, &findings, style));
+    }
+    written?;
+    Ok(run.outcome.exit_code())
+}
+
+fn print_plan(name: &'static str, host: &Host, params: &report::Params, allowed: bool, json: bool) {
+    let virt = &host.virtualization;
+    if json {
+        let plan = report::Plan {
+            schema: report::PLAN_SCHEMA,
+            tool: name,
+            version: report::VERSION,
+            target: report::TARGET,
+            host,
+            params,
+            allowed,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("serialises")
+        );
+        return;
+    }
+    println!("{name} plan (dry run: nothing is started)");
+    for (k, v) in &params.effective {
+        let shown = match v {
+            Value::String(s) => s.clone(),
+            Value::Null => "none".into(),
+            other => other.to_string(),
+        };
+        println!("  {k:<16} {shown}");
+    }
+    println!("  {:<16} {}", "where", virt.describe());
+    for e in &virt.evidence {
+        println!("  {:<16} {e}", "");
+    }
+    println!(
+        "  {:<16} {}",
+        "would run",
+        if allowed {
+            "yes"
+        } else {
+            "no: bare metal, pass --allow-host"
+        }
+    );
+    let m = &host.memory;
+    println!(
+        "  {:<16} {} CPUs usable of {}, memory {} available of {}{}",
+        "host",
+        host.cpus.usable,
+        host.cpus.online,
+        units::bytes(m.available_bytes),
+        units::bytes(m.total_bytes),
+        m.cgroup_limit_bytes
+            .map(|l| format!(", cgroup limit {}", units::bytes(l)))
+            .unwrap_or_default()
+    );
+}
