@@ -441,3 +441,99 @@ impl Cgroup {
         &self.inner
     }
 }
+
+/// A directory of the test's own under the system's temporary directory, removed (with
+/// whatever is in it) on drop, also when the test fails.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "misbehave-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+
+    /// The names in it, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A small tmpfs of the test's own (root only), mounted on a temporary directory and
+/// unmounted on drop: a filesystem a disk test can fill without harming anything.
+pub struct Tmpfs {
+    pub dir: TempDir,
+}
+
+impl Tmpfs {
+    /// None where mounting is not permitted (the test should say it skipped).
+    pub fn new(name: &str, size: &str, read_only: bool) -> Option<Self> {
+        Self::new_fs(name, "tmpfs", size, read_only)
+    }
+
+    /// The same with another memory filesystem (`ramfs`: no size limit, no O_DIRECT).
+    pub fn new_fs(name: &str, fstype: &str, size: &str, read_only: bool) -> Option<Self> {
+        let dir = TempDir::new(name);
+        let mut opts = "mode=0755".to_string();
+        if !size.is_empty() {
+            opts += &format!(",size={size}");
+        }
+        if read_only {
+            opts += ",ro";
+        }
+        let ok = Command::new("mount")
+            .args(["-t", fstype, "-o", &opts, "misbehave-test"])
+            .arg(&dir.path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir.path
+    }
+
+    /// Free bytes (statvfs, as an unprivileged writer sees them).
+    pub fn free(&self) -> u64 {
+        crate::sys::disk_free(&self.dir.path).unwrap_or(0)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        for _ in 0..100 {
+            let ok = Command::new("umount")
+                .arg(&self.dir.path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("warning: could not unmount {}", self.dir.path.display());
+    }
+}

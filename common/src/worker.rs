@@ -87,6 +87,17 @@ impl<'a> Worker<'a> {
         self.slot().counters[m].load(Relaxed)
     }
 
+    /// Metric `m` of worker slot `i` (any worker's): a run-wide view, such as the disk space
+    /// every worker takes. Read-only; slots are written by their own workers.
+    pub fn slot_value(&self, i: usize, m: usize) -> u64 {
+        self.shared.slot(i).counters[m].load(Relaxed)
+    }
+
+    /// Worker slots of the run.
+    pub fn slots(&self) -> usize {
+        self.shared.slots()
+    }
+
     /// Counts an error by its errno; the report lists them by name.
     pub fn errno(&self, e: Errno) {
         let i = (e as i32).clamp(0, ERRNOS as i32 - 1) as usize;

@@ -128,3 +128,81 @@ pub fn advise_hugepages(_mem: &mut [u8]) -> Result<(), String> {
 pub fn thread_count() -> Option<usize> {
     Some(std::fs::read_dir("/proc/self/lwp").ok()?.count())
 }
+
+/// No O_TMPFILE on illumos: a unique name, unlinked at once.
+pub fn open_tmpfile(dir: &std::path::Path) -> std::io::Result<(std::fs::File, &'static str)> {
+    super::create_unlinked(dir)
+}
+
+extern "C" {
+    /// directio(3C): advice that I/O on this file bypass the page cache.
+    fn directio(fildes: libc::c_int, advice: libc::c_int) -> libc::c_int;
+}
+const DIRECTIO_ON: libc::c_int = 1;
+
+/// Bypasses the page cache for `file` (directio(3C)); Err says why not.
+pub fn set_direct(file: &std::fs::File) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: directio takes a descriptor we own and an integer.
+    if unsafe { directio(file.as_raw_fd(), DIRECTIO_ON) } != 0 {
+        return Err(format!(
+            "directio refused ({})",
+            crate::error::errno_text(nix::errno::Errno::last())
+        ));
+    }
+    Ok(())
+}
+
+/// No sync_file_range on illumos: with `wait`, fdatasync (a stronger wait); otherwise nothing.
+pub fn writeback(file: &std::fs::File, _off: u64, _len: u64, wait: bool) {
+    if wait {
+        let _ = file.sync_data();
+    }
+}
+
+/// No posix_fadvise on illumos: nothing to do.
+pub fn drop_cache(_file: &std::fs::File, _off: u64, _len: u64) {}
+
+/// Block device statistics are kstats on illumos: not read yet.
+pub fn block_device(_path: &std::path::Path) -> Option<String> {
+    None
+}
+
+/// Not read on illumos yet (kstat).
+pub fn disk_stats(_name: &str) -> Option<super::DiskStats> {
+    None
+}
+
+/// No PSI on illumos.
+pub fn io_pressure_us() -> Option<(u64, u64)> {
+    None
+}
+
+/// No io_uring on illumos: the psync engine runs instead.
+pub struct Ring;
+
+impl Ring {
+    pub fn new(_depth: u32) -> Result<Self, String> {
+        Err("io_uring is Linux only".into())
+    }
+
+    /// # Safety
+    /// Never called: `new` always fails.
+    pub unsafe fn push(
+        &mut self,
+        _w: bool,
+        _fd: i32,
+        _b: *mut u8,
+        _l: u32,
+        _o: u64,
+        _t: u64,
+    ) -> bool {
+        false
+    }
+
+    pub fn submit_and_wait(&mut self, _want: usize) -> std::io::Result<usize> {
+        Err(std::io::Error::from_raw_os_error(libc::ENOSYS))
+    }
+
+    pub fn completions(&mut self, _out: &mut Vec<(u64, i32)>) {}
+}
