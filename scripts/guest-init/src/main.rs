@@ -21,6 +21,9 @@
 //! * `run=PATH,ARG,ARG...` the command: comma separated argv, each piece
 //!   %-decoded (`%2C` is a comma, `%20` a space, `%25` a percent sign).
 //! * `net=0`           skip the network set-up (default `net=1`).
+//! * `mount=DEV:DIR:FSTYPE` mount a scratch disk (e.g. `mount=/dev/vda:/mnt:ext4`, the
+//!   virtio-blk disk a cloud VM would have) after the modules are loaded; waits up to 5 s
+//!   for DEV to appear, and unmounts it before the report.
 //! * `poweroff=reboot` end with reboot(RB_AUTOBOOT), not RB_POWER_OFF (for x86
 //!   microvm with acpi=off, which cannot power off; qemu -no-reboot exits).
 //! * `MODULE.PARAM=VALUE` (anywhere on the kernel command line) is passed to
@@ -145,6 +148,8 @@ struct Config {
     run: Vec<CString>,
     net: bool,
     selftest: Option<String>,
+    /// (device, directory, filesystem type) of a scratch disk to mount.
+    mount: Option<(String, String, String)>,
 }
 
 fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
@@ -175,6 +180,7 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
         run: Vec::new(),
         net: true,
         selftest: None,
+        mount: None,
     };
     for a in args {
         let Some((k, v)) = a.split_once('=') else {
@@ -207,6 +213,17 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
                 }
             }
             "net" => cfg.net = v != "0",
+            "mount" => {
+                let mut it = v.splitn(3, ':');
+                match (it.next(), it.next(), it.next()) {
+                    (Some(d), Some(m), Some(t))
+                        if !d.is_empty() && !m.is_empty() && !t.is_empty() =>
+                    {
+                        cfg.mount = Some((d.into(), m.into(), t.into()))
+                    }
+                    _ => return Err(format!("mount= wants DEV:DIR:FSTYPE, got {v:?}")),
+                }
+            }
             "poweroff" => REBOOT_INSTEAD.store(v == "reboot", std::sync::atomic::Ordering::Relaxed),
             // module.param=value: handed to that module by load_modules().
             _ if k.contains('.') => {}
@@ -259,6 +276,31 @@ fn mount_all() -> Result<(), String> {
         libc::MS_NOSUID | libc::MS_NODEV,
         "mode=1777",
     )?;
+    Ok(())
+}
+
+/// Mounts the scratch disk `dev` (waiting up to 5 s for the kernel to create it) on `dir`.
+fn mount_disk(dev: &str, dir: &str, fstype: &str) -> Result<(), String> {
+    let t0 = Instant::now();
+    while !std::path::Path::new(dev).exists() {
+        if t0.elapsed() > Duration::from_secs(5) {
+            return Err(format!(
+                "{dev} did not appear within 5 s (virtio_blk loaded?)"
+            ));
+        }
+        sleep_ms(20);
+    }
+    let (d, t, ty) = (cstring(dev), cstring(dir), cstring(fstype));
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    unsafe {
+        if libc::mkdir(t.as_ptr(), 0o755) != 0 && errno() != libc::EEXIST {
+            return Err(os_err(&format!("mkdir {dir}")));
+        }
+        if libc::mount(d.as_ptr(), t.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) != 0 {
+            return Err(os_err(&format!("mount {dev} ({fstype}) on {dir}")));
+        }
+    }
+    out(&format!("guest-init: mounted {dev} ({fstype}) on {dir}\n"));
     Ok(())
 }
 
@@ -792,6 +834,9 @@ fn run(args: &[String]) -> Result<(), String> {
     if cfg.net {
         setup_net()?;
     }
+    if let Some((dev, dir, fstype)) = &cfg.mount {
+        mount_disk(dev, dir, fstype)?;
+    }
 
     let mut buf = vec![0u8; REPORT_CAP];
     let res = run_child(&cfg, &mut buf)?;
@@ -811,6 +856,12 @@ fn run(args: &[String]) -> Result<(), String> {
     } else {
         0
     };
+
+    if let Some((_, dir, _)) = &cfg.mount {
+        let d = cstring(dir);
+        // SAFETY: a valid path; the disk is thrown away after the run anyway.
+        unsafe { libc::umount2(d.as_ptr(), 0) };
+    }
 
     // Keep kernel messages off the console while the report is printed.
     // SAFETY: SYSLOG_ACTION_CONSOLE_LEVEL takes no buffer.
