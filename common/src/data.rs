@@ -154,6 +154,8 @@ pub struct Sample {
 pub struct SlotEnd {
     pub counters: Vec<u64>,
     pub respawns: u32,
+    /// What the slot's worker left with `Worker::set_result` (empty if nothing).
+    pub result: Vec<u8>,
 }
 
 /// Everything the supervisor learned; the report is made from it.
@@ -228,6 +230,9 @@ pub enum Found {
     Flag(bool),
     /// Not known, or never happened: `null` in the report, left out of the summary.
     Missing,
+    /// A list of records (a sink's senders): an array of objects in the report; the
+    /// summary shows how many.
+    Records(Vec<Vec<(&'static str, Found)>>),
 }
 
 impl Found {
@@ -256,6 +261,16 @@ impl Found {
             Found::Text(t) => t.clone().into(),
             Found::Flag(b) => (*b).into(),
             Found::Missing => serde_json::Value::Null,
+            Found::Records(rows) => rows
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|(k, v)| (k.to_string(), v.json()))
+                        .collect::<serde_json::Map<String, serde_json::Value>>()
+                        .into()
+                })
+                .collect::<Vec<serde_json::Value>>()
+                .into(),
         }
     }
 }

@@ -143,6 +143,7 @@ fn show(v: &Found) -> Option<String> {
         Found::Text(t) => t.clone(),
         Found::Flag(b) => b.to_string(),
         Found::Missing => return None,
+        Found::Records(rows) => format!("{} (see the JSON report)", rows.len()),
     })
 }
 

@@ -57,9 +57,14 @@ fn parse<C: Command>() -> Result<(C, ArgMatches), u8> {
     })
 }
 
-/// The flags as given on the command line, by their long names, as raw text.
+/// The flags as given on the command line, by their long names, as raw text; a
+/// subcommand (netflood's `send`) as `mode`, with its own flags.
 fn requested(m: &ArgMatches) -> Map<String, Value> {
     let mut out = Map::new();
+    if let Some((name, sub)) = m.subcommand() {
+        out.insert("mode".into(), name.into());
+        out.extend(requested(sub));
+    }
     for id in m.ids() {
         let id = id.as_str();
         if m.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {

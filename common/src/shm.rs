@@ -27,6 +27,9 @@ pub const ERRNOS: usize = 160;
 pub const RATE_CELLS: usize = 4;
 /// Latency histograms a worker may have.
 pub const MAX_HISTOGRAMS: usize = 8;
+/// Bytes a worker may leave for the stressor's `finish` (its own findings, such as a
+/// sink's per-sender counts), after a length word.
+pub const RESULT_BYTES: usize = 16 << 10;
 
 /// The run-wide part.
 #[repr(C)]
@@ -78,7 +81,8 @@ impl Shared {
         assert!(hists <= MAX_HISTOGRAMS);
         let len = slots_offset()
             + slots.max(1) * std::mem::size_of::<Slot>()
-            + slots * hists * hist_bytes();
+            + slots * hists * hist_bytes()
+            + slots * (RESULT_BYTES + 8);
         let nz = NonZeroUsize::new(len).expect("len > 0");
         // SAFETY: a fresh anonymous mapping that aliases nothing.
         let p = unsafe {
@@ -115,6 +119,43 @@ impl Shared {
 
     pub fn histograms(&self) -> usize {
         self.hists
+    }
+
+    fn result_offset(&self, i: usize) -> usize {
+        slots_offset()
+            + self.slots.max(1) * std::mem::size_of::<Slot>()
+            + self.slots * self.hists * hist_bytes()
+            + i * (RESULT_BYTES + 8)
+    }
+
+    /// Leaves `data` (at most [`RESULT_BYTES`]; the rest is cut) as slot `i`'s result. Only
+    /// the slot's own worker writes it, and the supervisor reads it after the worker is gone.
+    pub fn set_result(&self, i: usize, data: &[u8]) {
+        assert!(i < self.slots);
+        let n = data.len().min(RESULT_BYTES);
+        let off = self.result_offset(i);
+        // SAFETY: in bounds of the mapping (its length counts every result area); 8-aligned
+        // (every earlier part is a multiple of 8 bytes); one writer (the slot's worker) and
+        // no reader until that worker has ended.
+        unsafe {
+            let base = self.base.as_ptr().add(off);
+            (base as *mut u64).write_volatile(0);
+            std::ptr::copy_nonoverlapping(data.as_ptr(), base.add(8), n);
+            (base as *mut u64).write_volatile(n as u64);
+        }
+    }
+
+    /// Slot `i`'s result (empty if its worker left none). Read after the workers are gone.
+    pub fn result(&self, i: usize) -> Vec<u8> {
+        assert!(i < self.slots);
+        let off = self.result_offset(i);
+        // SAFETY: in bounds and aligned as in `set_result`; the length is clamped, so a torn
+        // write by a killed worker can give garbage bytes but never an out-of-bounds read.
+        unsafe {
+            let base = self.base.as_ptr().add(off);
+            let n = ((base as *const u64).read_volatile() as usize).min(RESULT_BYTES);
+            std::slice::from_raw_parts(base.add(8), n).to_vec()
+        }
     }
 
     /// Histogram `h` of slot `i`: [`crate::hist::CELLS`] atomics.

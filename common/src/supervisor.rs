@@ -235,6 +235,7 @@ pub fn supervise<S: Stressor>(
                 .map(|m| shared.slot(i).counters[m].load(Relaxed))
                 .collect(),
             respawns: run.generation[i],
+            result: shared.result(i),
         })
         .collect();
     let totals = run.sample();

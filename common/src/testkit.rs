@@ -25,6 +25,8 @@ pub struct Bin {
     pub exe: PathBuf,
     pub runner: Option<String>,
     pub env: Vec<(String, String)>,
+    /// Arguments before the test's own (`ip netns exec NS BINARY`: see [`Bin::with_prefix`]).
+    pub prefix: Vec<String>,
 }
 
 impl Bin {
@@ -41,7 +43,26 @@ impl Bin {
             exe,
             runner,
             env: Vec::new(),
+            prefix: Vec::new(),
         }
+    }
+
+    /// Any program (`ip`), to be given a prefix of arguments.
+    pub fn program(exe: &str) -> Self {
+        Bin {
+            exe: PathBuf::from(exe),
+            runner: None,
+            env: Vec::new(),
+            prefix: Vec::new(),
+        }
+    }
+
+    /// The same program with `args` before every run's own arguments: a binary run inside
+    /// a network namespace is `Bin::program("ip").with_prefix(&["netns", "exec", NS, BIN])`.
+    pub fn with_prefix(&self, args: &[&str]) -> Self {
+        let mut b = self.clone();
+        b.prefix = args.iter().map(|a| a.to_string()).collect();
+        b
     }
 
     /// A test-only binary of this workspace (never shipped, so never in a dist directory):
@@ -51,6 +72,7 @@ impl Bin {
             exe: PathBuf::from(cargo_exe),
             runner: None,
             env: Vec::new(),
+            prefix: Vec::new(),
         }
     }
 
@@ -84,7 +106,8 @@ impl Bin {
             }
             None => Command::new(&self.exe),
         };
-        c.args(args)
+        c.args(&self.prefix)
+            .args(args)
             .env("MISBEHAVE_TEST_TAG", tag)
             .env_remove("NO_COLOR")
             .envs(self.env.iter().map(|(k, v)| (k, v)))

@@ -93,6 +93,13 @@ impl<'a> Worker<'a> {
         self.shared.slot(i).counters[m].load(Relaxed)
     }
 
+    /// Leaves bytes for the stressor's `finish` (in `RunData::slots[index].result`): a
+    /// worker's own findings that counters cannot hold (a sink's per-sender counts). At most
+    /// [`crate::shm::RESULT_BYTES`]; a later call replaces an earlier one.
+    pub fn set_result(&self, data: &[u8]) {
+        self.shared.set_result(self.index, data);
+    }
+
     /// Worker slots of the run.
     pub fn slots(&self) -> usize {
         self.shared.slots()

@@ -633,3 +633,259 @@ fn ring_refusal(errno: i32) -> String {
         ),
     }
 }
+
+// ------------------------------------------------------------ UDP batches --
+
+/// Linux ABI numbers (stable) that the libc crate lacks on some targets.
+const UDP_SEGMENT: libc::c_int = 103;
+const UDP_GRO: libc::c_int = 104;
+const SO_RXQ_OVFL: libc::c_int = 40;
+
+fn setsockopt_int(
+    fd: i32,
+    level: libc::c_int,
+    opt: libc::c_int,
+    v: libc::c_int,
+) -> Result<(), String> {
+    // SAFETY: a c_int option value and its size; the kernel copies it.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(crate::error::errno_text(nix::errno::Errno::last()))
+    }
+}
+
+/// Sends datagrams on a connected UDP socket: `msgs` messages, message j holding `per_msg`
+/// datagrams of `seg` bytes back to back at `buf[j * per_msg * seg..]`. With `per_msg` > 1
+/// each message carries UDP_SEGMENT (GSO: the kernel cuts it into datagrams), and all go in
+/// one sendmmsg. Returns the datagrams the kernel took.
+pub fn udp_send(
+    fd: i32,
+    buf: &[u8],
+    seg: usize,
+    per_msg: usize,
+    msgs: usize,
+) -> Result<usize, nix::errno::Errno> {
+    const MAX: usize = 64;
+    const CTL: usize = 32;
+    let msgs = msgs.min(MAX);
+    assert!(buf.len() >= seg * per_msg * msgs);
+    // SAFETY: zeroed iovec, mmsghdr and control bytes are valid initial values.
+    let mut iov: [libc::iovec; MAX] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut hdr: [libc::mmsghdr; MAX] = unsafe { std::mem::zeroed() };
+    let mut ctl = [[0u8; CTL]; MAX];
+    for j in 0..msgs {
+        let len = seg * per_msg;
+        iov[j].iov_base = buf[j * len..].as_ptr() as *mut libc::c_void;
+        iov[j].iov_len = len;
+        hdr[j].msg_hdr.msg_iov = &mut iov[j];
+        hdr[j].msg_hdr.msg_iovlen = 1;
+        if per_msg > 1 {
+            let c = ctl[j].as_mut_ptr();
+            hdr[j].msg_hdr.msg_control = c.cast();
+            // SAFETY: CMSG_SPACE of a u16 fits in CTL bytes; the header and data are written
+            // inside `ctl[j]`, which lives until sendmmsg returns.
+            unsafe {
+                hdr[j].msg_hdr.msg_controllen = libc::CMSG_SPACE(2) as _;
+                let cm = libc::CMSG_FIRSTHDR(&hdr[j].msg_hdr);
+                (*cm).cmsg_level = libc::SOL_UDP;
+                (*cm).cmsg_type = UDP_SEGMENT;
+                (*cm).cmsg_len = libc::CMSG_LEN(2) as _;
+                (libc::CMSG_DATA(cm) as *mut u16).write_unaligned(seg as u16);
+            }
+        }
+    }
+    // The system call itself, not libc's: musl's sendmmsg on 64-bit targets is a loop of
+    // sendmsg calls (to fix up struct padding that is zero here, as every header above was
+    // zeroed), which would throw the batching away.
+    // SAFETY: `hdr[..msgs]` point at iovecs and control buffers that outlive the call; the
+    // zeroed padding makes musl's msghdr the kernel's on little-endian 64-bit targets.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_sendmmsg,
+            fd,
+            hdr.as_mut_ptr(),
+            msgs as libc::c_uint,
+            0,
+        )
+    };
+    if n < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    Ok(n as usize * per_msg)
+}
+
+/// Turns on GSO for datagrams of `seg` bytes on a UDP socket (UDP_SEGMENT, Linux 4.18+).
+pub fn udp_gso(fd: i32, seg: usize) -> Result<(), String> {
+    setsockopt_int(fd, libc::SOL_UDP, UDP_SEGMENT, seg as libc::c_int)
+}
+
+/// Receive batches: recvmmsg into preallocated buffers, with UDP_GRO (coalesced datagrams
+/// of one flow arrive as one buffer with their segment size) and SO_RXQ_OVFL (the socket's
+/// own drop count) where the kernel has them.
+pub struct UdpRx {
+    cap: usize,
+    bufs: Vec<u8>,
+    iov: Vec<libc::iovec>,
+    hdr: Vec<libc::mmsghdr>,
+    addrs: Vec<libc::sockaddr_storage>,
+    ctl: Vec<[u8; 64]>,
+    got: usize,
+}
+
+/// One received buffer.
+pub struct Received<'a> {
+    /// The bytes: one datagram, or several of `seg` bytes (the last may be shorter).
+    pub data: &'a [u8],
+    pub seg: usize,
+    /// The socket's drop count (SO_RXQ_OVFL), if the kernel said.
+    pub drops: Option<u32>,
+    pub from: &'a libc::sockaddr_storage,
+    pub from_len: libc::socklen_t,
+}
+
+impl UdpRx {
+    /// `n` buffers of `cap` bytes (64 KiB holds any datagram, and a GRO batch).
+    pub fn new(n: usize, cap: usize) -> Self {
+        Self {
+            cap,
+            bufs: vec![0; n * cap],
+            // SAFETY: zeroed iovec, mmsghdr and sockaddr_storage are valid initial values.
+            iov: (0..n).map(|_| unsafe { std::mem::zeroed() }).collect(),
+            // SAFETY: as above.
+            hdr: (0..n).map(|_| unsafe { std::mem::zeroed() }).collect(),
+            // SAFETY: as above.
+            addrs: (0..n).map(|_| unsafe { std::mem::zeroed() }).collect(),
+            ctl: vec![[0u8; 64]; n],
+            got: 0,
+        }
+    }
+
+    /// Asks for GRO and drop counts on `fd`; says which were refused.
+    pub fn enable(fd: i32) -> (Result<(), String>, Result<(), String>) {
+        (
+            setsockopt_int(fd, libc::SOL_UDP, UDP_GRO, 1),
+            setsockopt_int(fd, libc::SOL_SOCKET, SO_RXQ_OVFL, 1),
+        )
+    }
+
+    /// Receives up to `n` buffers; with `wait`, waits for the first (the socket's own
+    /// timeout applies), else returns EAGAIN at once when nothing is there.
+    pub fn recv(&mut self, fd: i32, wait: bool) -> Result<usize, nix::errno::Errno> {
+        let n = self.hdr.len();
+        for j in 0..n {
+            self.iov[j].iov_base = self.bufs[j * self.cap..].as_mut_ptr().cast();
+            self.iov[j].iov_len = self.cap;
+            let h = &mut self.hdr[j].msg_hdr;
+            h.msg_iov = &mut self.iov[j];
+            h.msg_iovlen = 1;
+            h.msg_name = (&mut self.addrs[j] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
+            h.msg_control = self.ctl[j].as_mut_ptr().cast();
+            h.msg_controllen = 64;
+            h.msg_flags = 0;
+        }
+        // SAFETY: every header points at buffers owned by self, alive across the call.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdr.as_mut_ptr(),
+                n as _,
+                if wait {
+                    libc::MSG_WAITFORONE as _
+                } else {
+                    libc::MSG_DONTWAIT as _
+                },
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            self.got = 0;
+            return Err(nix::errno::Errno::last());
+        }
+        self.got = r as usize;
+        Ok(self.got)
+    }
+
+    /// Buffer `j` of the last `recv`.
+    pub fn get(&self, j: usize) -> Received<'_> {
+        assert!(j < self.got);
+        let h = &self.hdr[j];
+        let len = h.msg_len as usize;
+        let mut seg = len;
+        let mut drops = None;
+        // SAFETY: walking the control messages the kernel wrote into our buffer, within
+        // msg_controllen.
+        unsafe {
+            let mut cm = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+            while !cm.is_null() {
+                let data = libc::CMSG_DATA(cm);
+                if (*cm).cmsg_level == libc::SOL_UDP && (*cm).cmsg_type == UDP_GRO {
+                    seg = (data as *const u16).read_unaligned() as usize;
+                } else if (*cm).cmsg_level == libc::SOL_SOCKET && (*cm).cmsg_type == SO_RXQ_OVFL {
+                    drops = Some((data as *const u32).read_unaligned());
+                }
+                cm = libc::CMSG_NXTHDR(&h.msg_hdr, cm);
+            }
+        }
+        Received {
+            data: &self.bufs[j * self.cap..j * self.cap + len],
+            seg: seg.max(1),
+            drops,
+            from: &self.addrs[j],
+            from_len: h.msg_hdr.msg_namelen,
+        }
+    }
+
+    /// Sends buffer `j` of the last `recv` back to where it came from (an echo), as the same
+    /// datagrams (GSO with the segment size it arrived with).
+    pub fn reply(&self, fd: i32, j: usize) -> Result<(), nix::errno::Errno> {
+        let r = self.get(j);
+        let mut iov = libc::iovec {
+            iov_base: r.data.as_ptr() as *mut libc::c_void,
+            iov_len: r.data.len(),
+        };
+        let mut ctl = [0u8; 32];
+        // SAFETY: a zeroed msghdr is a valid initial value.
+        let mut h: libc::msghdr = unsafe { std::mem::zeroed() };
+        h.msg_name = (r.from as *const libc::sockaddr_storage) as *mut libc::c_void;
+        h.msg_namelen = r.from_len;
+        h.msg_iov = &mut iov;
+        h.msg_iovlen = 1;
+        if r.seg < r.data.len() {
+            h.msg_control = ctl.as_mut_ptr().cast();
+            // SAFETY: the control message fits in `ctl`, alive across sendmsg.
+            unsafe {
+                h.msg_controllen = libc::CMSG_SPACE(2) as _;
+                let cm = libc::CMSG_FIRSTHDR(&h);
+                (*cm).cmsg_level = libc::SOL_UDP;
+                (*cm).cmsg_type = UDP_SEGMENT;
+                (*cm).cmsg_len = libc::CMSG_LEN(2) as _;
+                (libc::CMSG_DATA(cm) as *mut u16).write_unaligned(r.seg as u16);
+            }
+        }
+        // SAFETY: the header points at live buffers.
+        if unsafe { libc::sendmsg(fd, &h, 0) } < 0 {
+            return Err(nix::errno::Errno::last());
+        }
+        Ok(())
+    }
+}
+
+/// Several sockets may bind one port and share its traffic (SO_REUSEPORT, Linux 3.9+).
+pub fn reuse_port(fd: i32) -> Result<(), String> {
+    setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)
+}
+
+/// sendmmsg/recvmmsg batches exist here.
+pub const UDP_BATCHES: bool = true;

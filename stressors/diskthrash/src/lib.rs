@@ -444,10 +444,8 @@ impl common::Command for Cli {
         let (engine, engine_note) = match self.engine {
             EngineChoice::Psync => (Engine::Psync, None),
             EngineChoice::IoUring | EngineChoice::Auto => match Ring::new(depth) {
-                Ok(ring) => {
-                    drop(ring);
-                    (Engine::IoUring { depth }, None)
-                }
+                // The probe ring is dropped at once: no ring is inherited by the workers.
+                Ok(_) => (Engine::IoUring { depth }, None),
                 Err(why) if self.engine == EngineChoice::Auto => (
                     Engine::Psync,
                     Some(format!("io_uring not available: {why}")),
@@ -842,6 +840,11 @@ impl DiskThrash {
     }
 
     fn uring(&self, w: &mut Worker, io: &mut Io, gen: &mut Gen, depth: u32) -> common::Result<()> {
+        let depth_n = depth as usize;
+        let bs = self.bs as usize;
+        // The buffers first: declared before the ring, they are dropped after it, so no I/O
+        // in flight can outlive its buffer.
+        let mut bufs = buffers(bs * depth_n, w.seed)?;
         let mut ring = match Ring::new(depth) {
             Ok(r) => r,
             Err(why) => {
@@ -854,9 +857,7 @@ impl DiskThrash {
                 return self.psync(w, io, gen);
             }
         };
-        let depth = depth as usize;
-        let bs = self.bs as usize;
-        let mut bufs = buffers(bs * depth, w.seed)?;
+        let depth = depth_n;
         let base = bufs.as_mut_ptr();
         let fd = io.file.as_raw_fd();
         // Per slot: (write, offset, start ns) of the I/O in flight.
@@ -910,8 +911,6 @@ impl DiskThrash {
             Self::completed(w, io, gen, &done, &mut slots, &mut in_flight, &mut streak)?;
             io.watch(w, gen);
         }
-        drop(ring);
-        drop(bufs);
         Ok(())
     }
 

@@ -440,11 +440,7 @@ fn enomem_from_mmap_is_counted_and_retried_holding_what_was_got() {
     let Some(cg) = cgroup("enomem", 256 * MIB) else {
         return;
     };
-    let sh = Bin {
-        exe: "/bin/sh".into(),
-        runner: None,
-        env: Vec::new(),
-    };
+    let sh = Bin::program("/bin/sh");
     let script = format!(
         "ulimit -v {}; exec {} -t 2 -w 1 --json -q",
         160 * 1024,

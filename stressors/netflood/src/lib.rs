@@ -1,0 +1,1160 @@
+//! `netflood`: the isolation paper's network tests, every end in one static binary.
+//!
+//! - `send` floods UDP (or TCP) to the targets named, and nowhere else: the paper's
+//!   "server transmits" stress. Datagrams go out in `sendmmsg` batches, each message
+//!   carrying up to 64 datagrams through UDP GSO (`UDP_SEGMENT`) where the kernel and the
+//!   device take it (probed at start; otherwise plain `sendmmsg`, or `send` on illumos):
+//!   a syscall per thousands of datagrams, where iperf3 makes one `write()` per datagram.
+//! - `sink` receives as fast as it can (`recvmmsg`, `UDP_GRO`, one `SO_REUSEPORT` socket per
+//!   worker): the paper's external receiver and its "server receives" stress in one. Every
+//!   datagram carries a small header (run id, sender worker, 64-bit sequence, send time), so
+//!   the sink reports per sender what arrived, what was lost, reordered or duplicated (a
+//!   1,024-datagram window: a late duplicate beyond it counts as reordered), and the drops
+//!   its own socket saw (`SO_RXQ_OVFL`) apart from those on the path.
+//! - `echo` reflects every datagram to its sender, so `send --echo` measures round-trip
+//!   latency without synchronised clocks; the well-behaved probe uses it too.
+//!
+//! Safety: traffic goes only to the targets named. Broadcast, multicast and unspecified
+//! addresses and port 0 are refused (exit 2) unless `--allow-broadcast` for the first two.
+//! A sender that meets ECONNREFUSED, ENETUNREACH or ENOBUFS keeps going and counts it: a
+//! dead receiver is normal in a flood.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nix::errno::Errno;
+use serde_json::{Map, Value};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use common::sys::{self, UdpRx};
+use common::units::{parse_rate, RateKind};
+use common::{
+    time, CommonArgs, Error, Findings, Found, Host, Metric, RateCap, RunData, Stressor, Unit,
+    Worker, OPS,
+};
+
+/// Transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Proto {
+    Udp,
+    Tcp,
+}
+
+impl Proto {
+    fn name(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+        }
+    }
+}
+
+/// A rate: datagrams (or TCP writes) per second, or bytes per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    Packets(f64),
+    Bytes(f64),
+}
+
+fn parse_net_rate(s: &str) -> Result<Rate, String> {
+    let t = s.trim().to_ascii_lowercase();
+    if t.contains("bit") || t.ends_with("b/s") {
+        parse_rate(s, RateKind::Bytes).map(Rate::Bytes)
+    } else {
+        parse_rate(s, RateKind::Count).map(Rate::Packets)
+    }
+}
+
+const ADDR_FORMS: &str = "expected HOST:PORT like 10.0.0.2:9000, [::1]:9000 or sink.example:9000";
+
+fn parse_endpoint(s: &str) -> Result<String, String> {
+    if s.rsplit_once(':')
+        .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+    {
+        return Err(ADDR_FORMS.into());
+    }
+    Ok(s.to_string())
+}
+
+/// Flood a network with UDP or TCP from a guest, sink it, or echo it; aimed only where told.
+#[derive(Debug, Parser)]
+#[command(name = "netflood", version, after_long_help = concat!("
+Examples:
+  netflood sink --listen 0.0.0.0:9000                  receive, count, report per sender
+  netflood send --to 10.0.0.2:9000 -t 60s              4 workers of 60,000-byte datagrams (the paper's)
+  netflood send --to 10.0.0.2:9000 --size 64 --rate 100k/s
+                                                       100,000 small datagrams per second
+  netflood send --to 10.0.0.2:9000 --rate 1Gbit/s      a steady gigabit
+  netflood send --proto tcp --to 10.0.0.2:9001 --connections 4
+  netflood echo --listen 0.0.0.0:7                     reflect every datagram
+  netflood send --to 10.0.0.2:7 --echo --size 64 --rate 1k/s
+                                                       round-trip latency percentiles
+  netflood send --to [::1]:9000 --dry-run              the plan: targets as resolved, engine
+
+Safety:
+  Traffic goes only to the --to targets (names are resolved once, at start). Broadcast,
+  multicast and unspecified addresses and port 0 are refused unless --allow-broadcast (for
+  the first two). A target that refuses (ECONNREFUSED), is unreachable or whose queue is
+  full (ENOBUFS) is counted, not fatal: a dead receiver is normal in a flood.
+", common::help_footer!()), after_help = "See --help for examples, units, safety and exit codes.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Flood the targets with datagrams (or TCP streams)
+    Send(SendArgs),
+    /// Receive as fast as possible; report per sender: received, lost, reordered, duplicated
+    Sink(SinkArgs),
+    /// Reflect every datagram to its sender (for `send --echo` round trips)
+    Echo(EchoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Where to send: HOST:PORT (repeatable; workers take the targets in turn)
+    #[arg(long = "to", value_name = "HOST:PORT", required = true, value_parser = parse_endpoint,
+          help_heading = "Stress")]
+    pub to: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Proto::Udp, help_heading = "Stress")]
+    pub proto: Proto,
+    /// Bytes per datagram (UDP: 32 to 65507) or per write (TCP)
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 60000,
+        help_heading = "Stress"
+    )]
+    pub size: usize,
+    /// Datagrams per second (100k/s) or bits/bytes per second (1Gbit/s, 100M/s) over all workers
+    #[arg(long, value_name = "RATE", value_parser = parse_net_rate, help_heading = "Stress")]
+    pub rate: Option<Rate>,
+    /// TCP connections per worker
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Stress")]
+    pub connections: usize,
+    /// Measure round trips: the target is a `netflood echo`
+    #[arg(long, help_heading = "Stress")]
+    pub echo: bool,
+    /// Send without UDP GSO (plain sendmmsg batches)
+    #[arg(long, help_heading = "Engine")]
+    pub no_gso: bool,
+    /// Allow broadcast and multicast targets
+    #[arg(long, help_heading = "Safety")]
+    pub allow_broadcast: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Where to listen: ADDR:PORT (repeatable; 0.0.0.0 or [::] for every address)
+    #[arg(long, value_name = "ADDR:PORT", required = true, value_parser = parse_endpoint,
+          help_heading = "Stress")]
+    pub listen: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Proto::Udp, help_heading = "Stress")]
+    pub proto: Proto,
+}
+
+#[derive(Debug, Args)]
+pub struct EchoArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Where to listen: ADDR:PORT (repeatable)
+    #[arg(long, value_name = "ADDR:PORT", required = true, value_parser = parse_endpoint,
+          help_heading = "Stress")]
+    pub listen: Vec<String>,
+}
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    Send {
+        targets: Vec<SocketAddr>,
+        proto: Proto,
+        size: usize,
+        rate: Option<Rate>,
+        connections: usize,
+        echo: bool,
+        /// Datagrams per GSO message (1: no GSO).
+        gso: usize,
+        gso_note: Option<String>,
+        allow_broadcast: bool,
+    },
+    Sink {
+        listen: Vec<SocketAddr>,
+        proto: Proto,
+    },
+    Echo {
+        listen: Vec<SocketAddr>,
+    },
+}
+
+/// The stressor.
+#[derive(Debug)]
+pub struct NetFlood {
+    pub workers: usize,
+    pub plan: Plan,
+    run_id: u32,
+}
+
+/// The header every datagram starts with (little-endian).
+pub const HEADER: usize = 32;
+const MAGIC: u32 = u32::from_le_bytes(*b"MBNF");
+
+/// Writes a header at the start of `buf`.
+pub fn stamp(buf: &mut [u8], run: u32, worker: u32, seq: u64, ns: u64) {
+    buf[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    buf[4..8].copy_from_slice(&run.to_le_bytes());
+    buf[8..12].copy_from_slice(&worker.to_le_bytes());
+    buf[12..16].copy_from_slice(&0u32.to_le_bytes());
+    buf[16..24].copy_from_slice(&seq.to_le_bytes());
+    buf[24..32].copy_from_slice(&ns.to_le_bytes());
+}
+
+/// (run, worker, seq, send ns) of a datagram that carries our header.
+pub fn parse(buf: &[u8]) -> Option<(u32, u32, u64, u64)> {
+    if buf.len() < HEADER || buf[0..4] != MAGIC.to_le_bytes() {
+        return None;
+    }
+    let u32_at = |i: usize| u32::from_le_bytes(buf[i..i + 4].try_into().expect("4 bytes"));
+    let u64_at = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
+    Some((u32_at(4), u32_at(8), u64_at(16), u64_at(24)))
+}
+
+/// Window of sequence numbers in which a duplicate is told from a late datagram.
+pub const WINDOW: u64 = 1024;
+
+/// One sender's datagrams as a sink sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flow {
+    pub run: u32,
+    pub worker: u32,
+    /// Datagrams that arrived (duplicates included).
+    pub received: u64,
+    /// Distinct sequence numbers that arrived.
+    pub unique: u64,
+    pub duplicates: u64,
+    /// Arrived after a later one.
+    pub reordered: u64,
+    /// The highest sequence number seen.
+    pub highest: u64,
+    seen: Vec<u64>,
+}
+
+impl Flow {
+    pub fn new(run: u32, worker: u32) -> Self {
+        Flow {
+            run,
+            worker,
+            seen: vec![0; (WINDOW / 64) as usize],
+            ..Default::default()
+        }
+    }
+
+    fn bit(&mut self, seq: u64) -> (&mut u64, u64) {
+        let i = (seq % WINDOW) as usize;
+        (&mut self.seen[i / 64], 1 << (i % 64))
+    }
+
+    /// Counts one arrival.
+    pub fn arrive(&mut self, seq: u64) {
+        self.received += 1;
+        if self.unique == 0 && self.received == 1 {
+            self.highest = seq;
+            let (w, b) = self.bit(seq);
+            *w |= b;
+            self.unique = 1;
+            return;
+        }
+        if seq > self.highest {
+            // Forget the window's positions the new highest moves over.
+            let gap = seq - self.highest;
+            if gap >= WINDOW {
+                self.seen.iter_mut().for_each(|w| *w = 0);
+            } else {
+                for s in self.highest + 1..=seq {
+                    let (w, b) = self.bit(s);
+                    *w &= !b;
+                }
+            }
+            self.highest = seq;
+            let (w, b) = self.bit(seq);
+            *w |= b;
+            self.unique += 1;
+        } else if self.highest - seq < WINDOW {
+            let (w, b) = self.bit(seq);
+            if *w & b != 0 {
+                self.duplicates += 1;
+            } else {
+                *w |= b;
+                self.unique += 1;
+                self.reordered += 1;
+            }
+        } else {
+            // Too old to tell: a late datagram (counted as such).
+            self.unique += 1;
+            self.reordered += 1;
+        }
+    }
+
+    /// Datagrams sent up to the highest seen that never arrived.
+    pub fn lost(&self) -> u64 {
+        (self.highest + 1).saturating_sub(self.unique)
+    }
+
+    fn to_bytes(&self) -> [u8; 48] {
+        let mut b = [0u8; 48];
+        b[0..4].copy_from_slice(&self.run.to_le_bytes());
+        b[4..8].copy_from_slice(&self.worker.to_le_bytes());
+        for (k, v) in [
+            self.received,
+            self.unique,
+            self.duplicates,
+            self.reordered,
+            self.highest,
+        ]
+        .iter()
+        .enumerate()
+        {
+            b[8 + k * 8..16 + k * 8].copy_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+
+    fn from_bytes(b: &[u8]) -> Flow {
+        let u = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        Flow {
+            run: u32::from_le_bytes(b[0..4].try_into().expect("4")),
+            worker: u32::from_le_bytes(b[4..8].try_into().expect("4")),
+            received: u(8),
+            unique: u(16),
+            duplicates: u(24),
+            reordered: u(32),
+            highest: u(40),
+            seen: Vec::new(),
+        }
+    }
+}
+
+/// Metric indices.
+const BYTES: usize = 1;
+const ERRORS: usize = 2;
+const ECHOED: usize = 3;
+const SOCKET_DROPS: usize = 4;
+static METRICS: [Metric; 5] = [
+    // ops: datagrams sent (send), received (sink) or reflected (echo); TCP: writes/reads
+    OPS,
+    Metric::total("bytes", Unit::Bytes),
+    // sends or receives that failed (ECONNREFUSED, ENOBUFS...; by errno in `errors`)
+    Metric::total("send_errors", Unit::Count),
+    // send --echo: replies that came back
+    Metric::total("echo_replies", Unit::Count),
+    // sink: datagrams the receiving sockets dropped (SO_RXQ_OVFL), last seen per worker
+    Metric::gauge("socket_drops", Unit::Count),
+];
+static RTT: [&str; 1] = ["rtt"];
+
+/// Datagrams per GSO message at most (the kernel's per-call limit was 64 before 2024).
+const GSO_MAX: usize = 64;
+/// The largest UDP payload in one IPv4 datagram.
+const UDP_MAX: usize = 65507;
+
+fn refuse(what: &str, a: &SocketAddr, allow_broadcast: bool) -> common::Result<()> {
+    let ip = a.ip();
+    let bad = if a.port() == 0 {
+        Some("port 0")
+    } else if ip.is_unspecified() {
+        Some("an unspecified address")
+    } else if ip.is_multicast() && !allow_broadcast {
+        Some("a multicast address (pass --allow-broadcast to mean it)")
+    } else if matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast()) && !allow_broadcast {
+        Some("the broadcast address (pass --allow-broadcast to mean it)")
+    } else {
+        None
+    };
+    match bad {
+        Some(why) => Err(Error::usage(format!("{what} {a}: refusing {why}"))),
+        None => Ok(()),
+    }
+}
+
+fn resolve(flag: &str, spec: &str) -> common::Result<SocketAddr> {
+    let mut it = spec
+        .to_socket_addrs()
+        .map_err(|e| Error::usage(format!("{flag} {spec}: cannot resolve: {e}")))?;
+    it.next()
+        .ok_or_else(|| Error::usage(format!("{flag} {spec}: resolves to no address")))
+}
+
+/// Probes UDP GSO: a socket to the first target with UDP_SEGMENT set; None if it can be used.
+fn probe_gso(target: &SocketAddr, size: usize) -> Option<String> {
+    let s = Socket::new(
+        Domain::for_address(*target),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )
+    .ok()?;
+    if let Err(why) = sys::udp_gso(s.as_raw_fd(), size) {
+        return Some(format!("UDP_SEGMENT refused: {why}"));
+    }
+    None
+}
+
+impl common::Command for Cli {
+    type Stressor = NetFlood;
+
+    fn common(&self) -> &CommonArgs {
+        match &self.mode {
+            Mode::Send(a) => &a.common,
+            Mode::Sink(a) => &a.common,
+            Mode::Echo(a) => &a.common,
+        }
+    }
+
+    fn plan(&self, _host: &Host) -> common::Result<NetFlood> {
+        let run_id =
+            (time::mono_ns() ^ u64::from(std::process::id()).wrapping_mul(0x9E37_79B9)) as u32;
+        let (workers, plan) = match &self.mode {
+            Mode::Send(a) => {
+                let mut targets = Vec::new();
+                for t in &a.to {
+                    let addr = resolve("--to", t)?;
+                    refuse("--to", &addr, a.allow_broadcast)?;
+                    targets.push(addr);
+                }
+                let max = if a.proto == Proto::Udp {
+                    UDP_MAX
+                } else {
+                    16 << 20
+                };
+                if a.size < HEADER || a.size > max {
+                    return Err(Error::usage(format!(
+                        "--size {}: from {HEADER} to {max} bytes for {}",
+                        a.size,
+                        a.proto.name()
+                    )));
+                }
+                if a.echo && a.proto == Proto::Tcp {
+                    return Err(Error::usage(
+                        "--echo measures UDP round trips: use --proto udp",
+                    ));
+                }
+                if a.connections == 0 || a.connections > 1024 {
+                    return Err(Error::usage("--connections: from 1 to 1024"));
+                }
+                // GSO packs datagrams into one message of at most 64 KiB.
+                let mut gso = (UDP_MAX / a.size).min(GSO_MAX);
+                let mut gso_note = None;
+                if a.proto == Proto::Tcp || gso < 2 {
+                    gso = 1;
+                } else if a.no_gso {
+                    gso = 1;
+                    gso_note = Some("off (--no-gso)".into());
+                } else if let Some(why) = probe_gso(&targets[0], a.size) {
+                    gso = 1;
+                    gso_note = Some(why);
+                }
+                (
+                    a.common.workers.unwrap_or(4),
+                    Plan::Send {
+                        targets,
+                        proto: a.proto,
+                        size: a.size,
+                        rate: a.rate,
+                        connections: a.connections,
+                        echo: a.echo,
+                        gso,
+                        gso_note,
+                        allow_broadcast: a.allow_broadcast,
+                    },
+                )
+            }
+            Mode::Sink(a) => {
+                let listen = listen_addrs(&a.listen)?;
+                (
+                    a.common.workers.unwrap_or(2),
+                    Plan::Sink {
+                        listen,
+                        proto: a.proto,
+                    },
+                )
+            }
+            Mode::Echo(a) => {
+                let listen = listen_addrs(&a.listen)?;
+                (a.common.workers.unwrap_or(2), Plan::Echo { listen })
+            }
+        };
+        let mut workers = workers;
+        if let Plan::Sink { listen, .. } | Plan::Echo { listen } = &plan {
+            let probe = Socket::new(Domain::IPV4, Type::DGRAM, None).map_err(Error::from)?;
+            if let Err(why) = sys::reuse_port(probe.as_raw_fd()) {
+                if workers > listen.len() {
+                    eprintln!("netflood: note: {why}: one worker per --listen address");
+                    workers = listen.len();
+                }
+            }
+        }
+        let nf = NetFlood {
+            workers,
+            plan,
+            run_id,
+        };
+        // Bind once now, so a port in use or an address we do not have is exit 2, not a
+        // run of failing workers.
+        match &nf.plan {
+            Plan::Sink { listen, proto } => {
+                for a in listen {
+                    bind(*a, *proto).map_err(|e| Error::usage(format!("--listen {a}: {e}")))?;
+                }
+            }
+            Plan::Echo { listen } => {
+                for a in listen {
+                    bind(*a, Proto::Udp).map_err(|e| Error::usage(format!("--listen {a}: {e}")))?;
+                }
+            }
+            Plan::Send { .. } => {}
+        }
+        Ok(nf)
+    }
+}
+
+fn listen_addrs(specs: &[String]) -> common::Result<Vec<SocketAddr>> {
+    let mut out = Vec::new();
+    for s in specs {
+        let a = resolve("--listen", s)?;
+        if a.port() == 0 {
+            return Err(Error::usage(format!(
+                "--listen {a}: refusing port 0 (say which port)"
+            )));
+        }
+        out.push(a);
+    }
+    Ok(out)
+}
+
+/// A socket bound to `addr` with SO_REUSEPORT (one per worker share the port: the kernel
+/// spreads flows over them), buffers sized up.
+fn bind(addr: SocketAddr, proto: Proto) -> std::io::Result<Socket> {
+    let (ty, p) = match proto {
+        Proto::Udp => (Type::DGRAM, Protocol::UDP),
+        Proto::Tcp => (Type::STREAM, Protocol::TCP),
+    };
+    let s = Socket::new(Domain::for_address(addr), ty, Some(p))?;
+    s.set_reuse_address(true)?;
+    // Where the OS lacks it (illumos) the plan runs one worker per address.
+    let _ = sys::reuse_port(s.as_raw_fd());
+    if addr.is_ipv6() {
+        let _ = s.set_only_v6(false);
+    }
+    let _ = s.set_recv_buffer_size(8 << 20);
+    let _ = s.set_send_buffer_size(8 << 20);
+    s.bind(&SockAddr::from(addr))?;
+    if proto == Proto::Tcp {
+        s.listen(1024)?;
+    }
+    Ok(s)
+}
+
+fn count_err(w: &mut Worker, e: Errno) {
+    w.errno(e);
+    w.add(ERRORS, 1);
+}
+
+impl NetFlood {
+    fn send_udp(&self, w: &mut Worker) -> common::Result<()> {
+        let Plan::Send {
+            targets,
+            size,
+            rate,
+            echo,
+            gso,
+            ..
+        } = &self.plan
+        else {
+            unreachable!()
+        };
+        let (size, gso) = (*size, *gso);
+        let target = targets[w.index % targets.len()];
+        let s = Socket::new(
+            Domain::for_address(target),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )
+        .map_err(Error::from)?;
+        let _ = s.set_send_buffer_size(8 << 20);
+        let _ = s.set_recv_buffer_size(8 << 20);
+        let _ = s.set_broadcast(true);
+        s.connect(&SockAddr::from(target))
+            .map_err(|e| Error::from(e).context(format!("connecting to {target}")))?;
+        let fd = s.as_raw_fd();
+        let mut gso = gso;
+        if gso > 1 && sys::udp_gso(fd, size).is_err() {
+            gso = 1;
+        }
+        // 64 messages of `gso` datagrams each per call (small datagrams); large ones fewer.
+        let msgs = if gso > 1 {
+            16
+        } else {
+            64.min((1 << 20) / size).max(1)
+        };
+        let per_call = msgs * gso;
+        let mut buf = vec![0u8; per_call * size];
+        let mut rx = echo.then(|| UdpRx::new(32, 64 << 10));
+        if *echo {
+            let _ = UdpRx::enable(fd);
+        }
+        let cap = rate.map(|r| match r {
+            Rate::Packets(p) => (RateCap::new(0, p), false),
+            Rate::Bytes(b) => (RateCap::new(0, b), true),
+        });
+        let rtt = echo.then(|| w.histogram(0));
+        let mut seq = 0u64;
+        let worker = w.index as u32 + (w.generation << 16);
+        while w.running() {
+            // How many datagrams this turn: the whole batch, or what the cap's batch allows.
+            let mut n = per_call;
+            if let Some((c, bytes)) = &cap {
+                let per_worker = c.per_s / self.workers as f64;
+                let want = if *bytes {
+                    per_worker / size as f64
+                } else {
+                    per_worker
+                };
+                n = ((want * 0.002) as usize).clamp(1, per_call);
+                let tokens = if *bytes { (n * size) as u64 } else { n as u64 };
+                if !w.pace(c, tokens) {
+                    break;
+                }
+            }
+            let now = time::mono_ns();
+            for k in 0..n {
+                stamp(
+                    &mut buf[k * size..],
+                    self.run_id,
+                    worker,
+                    seq + k as u64,
+                    now,
+                );
+            }
+            let (full, rest) = (n / gso, n % gso);
+            let mut sent = 0;
+            if full > 0 {
+                match sys::udp_send(fd, &buf, size, gso, full) {
+                    Ok(k) => sent += k,
+                    Err(e) => {
+                        count_err(w, e);
+                        if e == Errno::ENOBUFS || e == Errno::EAGAIN {
+                            std::thread::yield_now();
+                        }
+                    }
+                }
+            }
+            if rest > 0 && sent == full * gso {
+                match sys::udp_send(fd, &buf[full * gso * size..], size, 1, rest) {
+                    Ok(k) => sent += k,
+                    Err(e) => count_err(w, e),
+                }
+            }
+            if sent > 0 && sent < n {
+                // sendmmsg stops at a failed message and reports only what went: the error
+                // itself (ECONNREFUSED from a dead receiver, ENOBUFS) is lost. One more try
+                // of the first datagram that did not go tells what it was.
+                match sys::udp_send(fd, &buf[sent * size..], size, 1, 1) {
+                    Ok(k) => sent += k,
+                    Err(e) => count_err(w, e),
+                }
+            }
+            // Sequence numbers of datagrams the kernel did not take are not reused: they
+            // count as lost at the sink, as they were never sent.
+            seq += n as u64;
+            w.add(0, sent as u64);
+            w.add(BYTES, (sent * size) as u64);
+            if let (Some(rx), Some(rtt)) = (rx.as_mut(), rtt.as_ref()) {
+                self.drain_echo(w, rx, fd, worker, rtt);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the echo replies that have arrived; records their round trips.
+    fn drain_echo(
+        &self,
+        w: &mut Worker,
+        rx: &mut UdpRx,
+        fd: i32,
+        worker: u32,
+        rtt: &common::hist::Recorder,
+    ) {
+        loop {
+            let n = match rx.recv(fd, false) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN) => return,
+                Err(e) => {
+                    count_err(w, e);
+                    return;
+                }
+            };
+            let now = time::mono_ns();
+            for j in 0..n {
+                let r = rx.get(j);
+                for seg in r.data.chunks(r.seg) {
+                    if let Some((run, wk, _, sent)) = parse(seg) {
+                        if run == self.run_id && wk == worker {
+                            rtt.record(now.saturating_sub(sent));
+                            w.add(ECHOED, 1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_tcp(&self, w: &mut Worker) -> common::Result<()> {
+        let Plan::Send {
+            targets,
+            size,
+            rate,
+            connections,
+            ..
+        } = &self.plan
+        else {
+            unreachable!()
+        };
+        let target = targets[w.index % targets.len()];
+        let buf = vec![0x5Au8; *size];
+        let mut conns: Vec<TcpStream> = Vec::new();
+        let cap = rate.map(|r| match r {
+            Rate::Packets(p) => (RateCap::new(0, p), false),
+            Rate::Bytes(b) => (RateCap::new(0, b), true),
+        });
+        let mut next = 0usize;
+        while w.running() {
+            while conns.len() < *connections && w.running() {
+                match TcpStream::connect_timeout(&target, Duration::from_millis(500)) {
+                    Ok(c) => {
+                        let _ = c.set_write_timeout(Some(Duration::from_millis(100)));
+                        let s = socket2::SockRef::from(&c);
+                        let _ = s.set_send_buffer_size(8 << 20);
+                        conns.push(c);
+                    }
+                    Err(e) => {
+                        count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+                        w.sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+            if conns.is_empty() {
+                continue;
+            }
+            if let Some((c, bytes)) = &cap {
+                if !w.pace(c, if *bytes { *size as u64 } else { 1 }) {
+                    break;
+                }
+            }
+            next = (next + 1) % conns.len();
+            match conns[next].write(&buf) {
+                Ok(n) => {
+                    w.add(0, 1);
+                    w.add(BYTES, n as u64);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => {
+                    count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+                    conns.swap_remove(next);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sink_udp(&self, w: &mut Worker, listen: &[SocketAddr]) -> common::Result<()> {
+        let a = listen[w.index % listen.len()];
+        let s = bind(a, Proto::Udp).map_err(|e| Error::from(e).context(format!("binding {a}")))?;
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(Error::from)?;
+        let fd = s.as_raw_fd();
+        let _ = UdpRx::enable(fd);
+        let mut rx = UdpRx::new(64, 64 << 10);
+        let mut flows: Vec<Flow> = Vec::new();
+        let mut last_publish = time::mono_ns();
+        while w.running() {
+            let n = match rx.recv(fd, true) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN | Errno::EINTR) => 0,
+                Err(e) => {
+                    count_err(w, e);
+                    0
+                }
+            };
+            for j in 0..n {
+                let r = rx.get(j);
+                if let Some(d) = r.drops {
+                    w.set(SOCKET_DROPS, d as u64);
+                }
+                let mut k = 0;
+                for seg in r.data.chunks(r.seg) {
+                    k += 1;
+                    if let Some((run, wk, seq, _)) = parse(seg) {
+                        let f = match flows.iter().position(|f| f.run == run && f.worker == wk) {
+                            Some(i) => &mut flows[i],
+                            None => {
+                                flows.push(Flow::new(run, wk));
+                                flows.last_mut().expect("just pushed")
+                            }
+                        };
+                        f.arrive(seq);
+                    }
+                }
+                w.add(0, k);
+                w.add(BYTES, r.data.len() as u64);
+            }
+            let now = time::mono_ns();
+            if now - last_publish > 200_000_000 {
+                last_publish = now;
+                publish_flows(w, &flows);
+            }
+        }
+        publish_flows(w, &flows);
+        Ok(())
+    }
+
+    fn sink_tcp(&self, w: &mut Worker, listen: &[SocketAddr]) -> common::Result<()> {
+        let a = listen[w.index % listen.len()];
+        let s = bind(a, Proto::Tcp).map_err(|e| Error::from(e).context(format!("binding {a}")))?;
+        let l: TcpListener = s.into();
+        l.set_nonblocking(true).map_err(Error::from)?;
+        let mut conns: Vec<TcpStream> = Vec::new();
+        let mut buf = vec![0u8; 1 << 20];
+        while w.running() {
+            while let Ok((c, _)) = l.accept() {
+                let _ = c.set_nonblocking(true);
+                conns.push(c);
+            }
+            let mut idle = true;
+            let mut i = 0;
+            while i < conns.len() {
+                match conns[i].read(&mut buf) {
+                    Ok(0) => {
+                        conns.swap_remove(i);
+                        continue;
+                    }
+                    Ok(n) => {
+                        idle = false;
+                        w.add(0, 1);
+                        w.add(BYTES, n as u64);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+                        conns.swap_remove(i);
+                        continue;
+                    }
+                }
+                i += 1;
+            }
+            if idle {
+                let mut fds: Vec<libc::pollfd> = std::iter::once(l.as_raw_fd())
+                    .chain(conns.iter().map(|c| c.as_raw_fd()))
+                    .map(|fd| libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    })
+                    .collect();
+                // SAFETY: a valid array of pollfds for its length.
+                unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as _, 50) };
+            }
+        }
+        Ok(())
+    }
+
+    fn echo(&self, w: &mut Worker, listen: &[SocketAddr]) -> common::Result<()> {
+        let a = listen[w.index % listen.len()];
+        let s = bind(a, Proto::Udp).map_err(|e| Error::from(e).context(format!("binding {a}")))?;
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(Error::from)?;
+        let fd = s.as_raw_fd();
+        let _ = UdpRx::enable(fd);
+        let mut rx = UdpRx::new(64, 64 << 10);
+        while w.running() {
+            let n = match rx.recv(fd, true) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN | Errno::EINTR) => 0,
+                Err(e) => {
+                    count_err(w, e);
+                    0
+                }
+            };
+            for j in 0..n {
+                let r = rx.get(j);
+                let k = r.data.len().div_ceil(r.seg) as u64;
+                let len = r.data.len() as u64;
+                match rx.reply(fd, j) {
+                    Ok(()) => {
+                        w.add(0, k);
+                        w.add(BYTES, len);
+                    }
+                    Err(e) => count_err(w, e),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Leaves the worker's flows for `finish` (the latest copy wins).
+fn publish_flows(w: &mut Worker, flows: &[Flow]) {
+    let max = common::shm::RESULT_BYTES / 48;
+    let mut out = Vec::with_capacity(flows.len().min(max) * 48);
+    for f in flows.iter().take(max) {
+        out.extend_from_slice(&f.to_bytes());
+    }
+    w.set_result(&out);
+}
+
+impl Stressor for NetFlood {
+    const NAME: &'static str = "netflood";
+
+    fn metrics(&self) -> &'static [Metric] {
+        &METRICS
+    }
+
+    fn latencies(&self) -> &'static [&'static str] {
+        match &self.plan {
+            Plan::Send { echo: true, .. } => &RTT,
+            _ => &[],
+        }
+    }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn params(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        let list = |v: &[SocketAddr]| -> Value {
+            v.iter().map(|a| a.to_string()).collect::<Vec<_>>().into()
+        };
+        match &self.plan {
+            Plan::Send {
+                targets,
+                proto,
+                size,
+                rate,
+                connections,
+                echo,
+                gso,
+                gso_note,
+                allow_broadcast,
+            } => {
+                m.insert("mode".into(), "send".into());
+                m.insert("targets".into(), list(targets));
+                m.insert("proto".into(), proto.name().into());
+                m.insert("size_bytes".into(), (*size).into());
+                match rate {
+                    Some(Rate::Packets(p)) => m.insert("rate_per_s".into(), (*p).into()),
+                    Some(Rate::Bytes(b)) => m.insert("rate_bytes_s".into(), (*b).into()),
+                    None => m.insert("rate".into(), "unlimited".into()),
+                };
+                if *proto == Proto::Tcp {
+                    m.insert("connections_per_worker".into(), (*connections).into());
+                }
+                m.insert("echo".into(), (*echo).into());
+                m.insert("engine".into(), self.engine().into());
+                m.insert("gso_segments".into(), (*gso).into());
+                if let Some(n) = gso_note {
+                    m.insert("gso_note".into(), n.clone().into());
+                }
+                m.insert("allow_broadcast".into(), (*allow_broadcast).into());
+            }
+            Plan::Sink { listen, proto } => {
+                m.insert("mode".into(), "sink".into());
+                m.insert("listen".into(), list(listen));
+                m.insert("proto".into(), proto.name().into());
+            }
+            Plan::Echo { listen } => {
+                m.insert("mode".into(), "echo".into());
+                m.insert("listen".into(), list(listen));
+            }
+        }
+        m.insert("run_id".into(), format!("{:08x}", self.run_id).into());
+        m
+    }
+
+    fn work(&self, w: &mut Worker) -> common::Result<()> {
+        match &self.plan {
+            Plan::Send {
+                proto: Proto::Udp, ..
+            } => self.send_udp(w),
+            Plan::Send {
+                proto: Proto::Tcp, ..
+            } => self.send_tcp(w),
+            Plan::Sink {
+                listen,
+                proto: Proto::Udp,
+            } => self.sink_udp(w, listen),
+            Plan::Sink {
+                listen,
+                proto: Proto::Tcp,
+            } => self.sink_tcp(w, listen),
+            Plan::Echo { listen } => self.echo(w, listen),
+        }
+    }
+
+    fn finish(&self, run: &RunData) -> Findings {
+        let mut f = Findings::default();
+        let t = run.stress_s.max(1e-9);
+        let r1 = |v: f64| (v * 10.0).round() / 10.0;
+        let (ops, bytes) = (run.totals[0] as f64, run.totals[BYTES] as f64);
+        f.detail("engine", Found::Text(self.engine().into()))
+            .detail("pps", Found::Number(r1(ops / t), "datagrams/s"))
+            .detail(
+                "gbit_s",
+                Found::Number((bytes * 8.0 / t / 1e9 * 1000.0).round() / 1000.0, "Gbit/s"),
+            );
+        match &self.plan {
+            Plan::Send { echo, gso_note, .. } => {
+                if let Some(n) = gso_note {
+                    f.detail("gso_note", Found::Text(n.clone()));
+                }
+                if *echo {
+                    let replies = run.totals[ECHOED];
+                    f.detail("echo_replies", Found::Count(replies)).detail(
+                        "echo_lost",
+                        Found::Count(run.totals[0].saturating_sub(replies)),
+                    );
+                }
+            }
+            Plan::Sink {
+                proto: Proto::Udp, ..
+            } => {
+                let mut flows: Vec<Flow> = Vec::new();
+                for slot in &run.slots {
+                    for chunk in slot.result.chunks_exact(48) {
+                        let g = Flow::from_bytes(chunk);
+                        match flows
+                            .iter_mut()
+                            .find(|x| x.run == g.run && x.worker == g.worker)
+                        {
+                            Some(x) => {
+                                x.received += g.received;
+                                x.unique += g.unique;
+                                x.duplicates += g.duplicates;
+                                x.reordered += g.reordered;
+                                x.highest = x.highest.max(g.highest);
+                            }
+                            None => flows.push(g),
+                        }
+                    }
+                }
+                flows.sort_by_key(|x| (x.run, x.worker));
+                let sum = |g: &dyn Fn(&Flow) -> u64| flows.iter().map(g).sum::<u64>();
+                f.detail("senders", Found::Count(flows.len() as u64))
+                    .detail("lost", Found::Count(sum(&|x| x.lost())))
+                    .detail("reordered", Found::Count(sum(&|x| x.reordered)))
+                    .detail("duplicates", Found::Count(sum(&|x| x.duplicates)))
+                    .detail("socket_drops", Found::Count(run.peaks[SOCKET_DROPS]));
+                let rows = flows
+                    .iter()
+                    .map(|x| {
+                        vec![
+                            ("run", Found::Text(format!("{:08x}", x.run))),
+                            ("worker", Found::Count(u64::from(x.worker & 0xffff))),
+                            ("received", Found::Count(x.received)),
+                            ("lost", Found::Count(x.lost())),
+                            ("reordered", Found::Count(x.reordered)),
+                            ("duplicates", Found::Count(x.duplicates)),
+                            ("highest_seq", Found::Count(x.highest)),
+                        ]
+                    })
+                    .collect();
+                f.detail_report_only("per_sender", Found::Records(rows));
+            }
+            _ => {}
+        }
+        f
+    }
+}
+
+impl NetFlood {
+    fn engine(&self) -> &'static str {
+        match &self.plan {
+            Plan::Send {
+                proto: Proto::Tcp, ..
+            }
+            | Plan::Sink {
+                proto: Proto::Tcp, ..
+            } => "tcp (large writes, Nagle on)",
+            Plan::Send { gso, .. } if *gso > 1 && sys::UDP_BATCHES => "sendmmsg + UDP GSO",
+            _ if sys::UDP_BATCHES => match &self.plan {
+                Plan::Send { .. } => "sendmmsg",
+                _ => "recvmmsg + UDP GRO, SO_REUSEPORT",
+            },
+            _ => "send/recvfrom (no batching on this OS)",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip() {
+        let mut b = [0u8; 64];
+        stamp(&mut b, 7, 3, 1 << 40, 123);
+        assert_eq!(parse(&b), Some((7, 3, 1 << 40, 123)));
+        assert_eq!(parse(&[0u8; 64]), None);
+        assert_eq!(parse(&b[..31]), None);
+    }
+
+    #[test]
+    fn a_crafted_sequence_gives_exact_loss_reordering_and_duplicates() {
+        let mut f = Flow::new(1, 0);
+        // 0..10 with 3 lost, 5 and 6 swapped, 8 twice, 9 three times.
+        for s in [0, 1, 2, 4, 6, 5, 7, 8, 8, 9, 9, 9] {
+            f.arrive(s);
+        }
+        assert_eq!(f.received, 12);
+        assert_eq!(f.unique, 9);
+        assert_eq!(f.lost(), 1);
+        assert_eq!(f.reordered, 1);
+        assert_eq!(f.duplicates, 3);
+        // A jump past the window, then a late one from before it.
+        f.arrive(5000);
+        f.arrive(3000);
+        f.arrive(5000);
+        assert_eq!(f.duplicates, 4);
+        assert_eq!(f.reordered, 2);
+        assert_eq!(f.lost(), 5001 - f.unique);
+        let back = Flow::from_bytes(&f.to_bytes());
+        assert_eq!(
+            (
+                back.received,
+                back.unique,
+                back.duplicates,
+                back.reordered,
+                back.highest
+            ),
+            (f.received, f.unique, f.duplicates, f.reordered, f.highest)
+        );
+    }
+
+    #[test]
+    fn rates_are_datagrams_or_bits() {
+        assert_eq!(parse_net_rate("100k/s"), Ok(Rate::Packets(1e5)));
+        assert_eq!(parse_net_rate("1Gbit/s"), Ok(Rate::Bytes(1.25e8)));
+        assert!(parse_net_rate("fast").is_err());
+    }
+}

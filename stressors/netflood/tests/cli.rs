@@ -1,0 +1,427 @@
+//! netflood driven as users drive it. Traffic goes only to 127.0.0.0/8, [::1], or addresses
+//! inside network namespaces this test makes (and removes, also on failure). Every run is
+//! short.
+
+use std::net::UdpSocket;
+use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use common::testkit::{live_tagged, take_turn, wait_for_live, Bin, Running};
+
+fn bin() -> Bin {
+    Bin::new("netflood", env!("CARGO_BIN_EXE_netflood"))
+}
+
+const T: Duration = Duration::from_secs(60);
+
+/// A port of this test run's own (per process and call), in a range nothing else here uses.
+fn port() -> u16 {
+    static N: AtomicU16 = AtomicU16::new(0);
+    20000 + (std::process::id() % 500) as u16 * 40 + N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// Starts a sink (or echo) and waits until its workers are up.
+fn start(mode: &str, args: &[&str], workers: usize) -> Running {
+    let mut all = vec![mode];
+    all.extend_from_slice(args);
+    let run = bin().spawn(&all);
+    assert!(
+        wait_for_live(&run.tag, 2 + workers, T),
+        "{mode} never started"
+    );
+    std::thread::sleep(Duration::from_millis(300 + (1000.0 * bin().slack()) as u64));
+    run
+}
+
+#[test]
+fn sink_and_sender_agree_on_every_datagram() {
+    let _turn = take_turn();
+    let p = port();
+    let addr = format!("127.0.0.1:{p}");
+    let sink = start(
+        "sink",
+        &["--listen", &addr, "-w", "2", "-t", "4", "--json", "-q"],
+        2,
+    );
+    let out = bin().run(
+        &[
+            "send", "--to", &addr, "-w", "2", "--size", "512", "--rate", "20k/s", "-t", "2",
+            "--json", "-q",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let s = out.json();
+    let sent = s["totals"]["ops"].as_u64().unwrap();
+    assert!(sent > 30_000, "sent {sent}");
+    let got = sink.wait(T);
+    assert_eq!(got.code, Some(0), "{}", got.stderr);
+    let r = got.json();
+    let d = &r["details"];
+    // Paced well below what loopback carries: nothing lost, all in order.
+    assert_eq!(r["totals"]["ops"].as_u64().unwrap(), sent, "{d}");
+    assert_eq!(r["totals"]["bytes"].as_u64().unwrap(), sent * 512);
+    assert_eq!(d["lost"], 0, "{d}");
+    assert_eq!(d["duplicates"], 0);
+    assert_eq!(d["senders"], 2, "one flow per sending worker: {d}");
+    let per = d["per_sender"].as_array().unwrap();
+    let sum: u64 = per.iter().map(|f| f["received"].as_u64().unwrap()).sum();
+    assert_eq!(sum, sent);
+    assert_eq!(per[0]["run"], s["params"]["effective"]["run_id"]);
+    assert!(live_tagged(&got.tag).is_empty() && live_tagged(&out.tag).is_empty());
+}
+
+#[test]
+fn a_full_speed_flood_is_counted_as_received_plus_lost() {
+    let _turn = take_turn();
+    let p = port();
+    let addr = format!("127.0.0.1:{p}");
+    let sink = start(
+        "sink",
+        &["--listen", &addr, "-w", "1", "-t", "4", "--json", "-q"],
+        1,
+    );
+    let out = bin().run(
+        &[
+            "send", "--to", &addr, "-w", "2", "--size", "1472", "-t", "2", "--json", "-q",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let sent = out.json()["totals"]["ops"].as_u64().unwrap();
+    let r = sink.wait(T).json();
+    let d = &r["details"];
+    let received = r["totals"]["ops"].as_u64().unwrap();
+    let lost = d["lost"].as_u64().unwrap();
+    // Lost is counted up to the highest sequence seen: the last few in flight at the
+    // sender's end may be neither.
+    assert!(received > 0);
+    assert!(received + lost <= sent, "{received} + {lost} > {sent}");
+    assert!(
+        received + lost >= sent - sent / 100,
+        "{received} + {lost} << {sent}"
+    );
+}
+
+/// Datagrams with our header, sent by the test itself in a crafted order.
+#[test]
+fn reordering_duplicates_and_loss_are_detected_in_a_crafted_sequence() {
+    let _turn = take_turn();
+    let p = port();
+    let addr = format!("127.0.0.1:{p}");
+    let sink = start(
+        "sink",
+        &["--listen", &addr, "-w", "1", "-t", "2", "--json", "-q"],
+        1,
+    );
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for seq in [0u64, 1, 2, 4, 6, 5, 7, 8, 8, 9] {
+        let mut b = [0u8; 64];
+        netflood::stamp(&mut b, 0xABCD, 7, seq, 1);
+        sock.send_to(&b, &addr).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Not ours: counted as received bytes, no flow.
+    sock.send_to(b"hello", &addr).unwrap();
+    let r = sink.wait(T).json();
+    let d = &r["details"];
+    assert_eq!(d["senders"], 1, "{d}");
+    let f = &d["per_sender"][0];
+    assert_eq!(f["run"], "0000abcd");
+    assert_eq!(f["worker"], 7);
+    assert_eq!(f["received"], 10, "{f}");
+    assert_eq!(f["lost"], 1, "{f}");
+    assert_eq!(f["reordered"], 1, "{f}");
+    assert_eq!(f["duplicates"], 1, "{f}");
+    assert_eq!(r["totals"]["ops"], 11);
+}
+
+#[test]
+fn the_rate_cap_holds_in_datagrams_and_in_bits() {
+    let _turn = take_turn();
+    let p = port();
+    let addr = format!("127.0.0.1:{p}");
+    let sink = start("sink", &["--listen", &addr, "-w", "1", "-t", "8", "-q"], 1);
+    let out = bin().run(
+        &[
+            "send", "--to", &addr, "--size", "256", "--rate", "50k/s", "-t", "3", "--json", "-q",
+        ],
+        T,
+    );
+    let got = out.json()["rates"]["ops"].as_f64().unwrap();
+    assert!((got - 5e4).abs() / 5e4 <= 0.03, "{got}/s for 50k/s");
+    let out = bin().run(
+        &[
+            "send",
+            "--to",
+            &addr,
+            "--size",
+            "1000",
+            "--rate",
+            "200Mbit/s",
+            "-t",
+            "3",
+            "--json",
+            "-q",
+        ],
+        T,
+    );
+    let got = out.json()["rates"]["bytes"].as_f64().unwrap() * 8.0;
+    assert!((got - 2e8).abs() / 2e8 <= 0.03, "{got} bit/s for 200Mbit/s");
+    drop(sink);
+}
+
+#[test]
+fn echo_round_trips_give_rtt_percentiles() {
+    let _turn = take_turn();
+    let p = port();
+    let addr = format!("127.0.0.1:{p}");
+    let echo = start(
+        "echo",
+        &["--listen", &addr, "-w", "1", "-t", "5", "--json", "-q"],
+        1,
+    );
+    let out = bin().run(
+        &[
+            "send", "--to", &addr, "--echo", "-w", "1", "--size", "64", "--rate", "2k/s", "-t",
+            "2", "--json", "-q",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = out.json();
+    let rtt = &r["latency"]["rtt"];
+    let n = rtt["count"].as_u64().unwrap();
+    let sent = r["totals"]["ops"].as_u64().unwrap();
+    assert!(n >= sent * 95 / 100, "{n} round trips of {sent}");
+    assert!(rtt["p50_us"].as_f64().unwrap() > 0.0 && rtt["p99_us"].as_f64().unwrap() < 1e6);
+    assert_eq!(r["details"]["echo_replies"].as_u64().unwrap(), n);
+    assert!(r["samples"][0]["latency"]["rtt"]["count"].as_u64().unwrap() > 0);
+    let e = echo.wait(T).json();
+    assert_eq!(e["totals"]["ops"].as_u64().unwrap(), sent);
+}
+
+#[test]
+fn tcp_and_ipv6_work() {
+    let _turn = take_turn();
+    let p = port();
+    let addr = format!("127.0.0.1:{p}");
+    let sink = start(
+        "sink",
+        &[
+            "--proto", "tcp", "--listen", &addr, "-w", "1", "-t", "4", "--json", "-q",
+        ],
+        1,
+    );
+    let out = bin().run(
+        &[
+            "send",
+            "--proto",
+            "tcp",
+            "--to",
+            &addr,
+            "-w",
+            "2",
+            "--connections",
+            "2",
+            "--size",
+            "65536",
+            "-t",
+            "2",
+            "--json",
+            "-q",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let sent = out.json()["totals"]["bytes"].as_u64().unwrap();
+    let r = sink.wait(T).json();
+    let got = r["totals"]["bytes"].as_u64().unwrap();
+    assert!(sent > 10 << 20, "sent {sent}");
+    // What was written and not yet read at the end is all that may differ.
+    assert!(
+        got <= sent && got >= sent - sent / 10,
+        "received {got} of {sent}"
+    );
+
+    let p = port();
+    let addr6 = format!("[::1]:{p}");
+    let sink = start(
+        "sink",
+        &["--listen", &addr6, "-w", "1", "-t", "3", "--json", "-q"],
+        1,
+    );
+    let out = bin().run(
+        &[
+            "send", "--to", &addr6, "--size", "1000", "--rate", "10k/s", "-t", "1", "--json", "-q",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let sent = out.json()["totals"]["ops"].as_u64().unwrap();
+    assert_eq!(sink.wait(T).json()["totals"]["ops"].as_u64().unwrap(), sent);
+}
+
+#[test]
+fn a_target_that_refuses_is_counted_not_fatal() {
+    let _turn = take_turn();
+    // Nothing listens there: the kernel answers with port unreachable.
+    let addr = format!("127.0.0.1:{}", port());
+    let out = bin().run(
+        &[
+            "send", "--to", &addr, "--size", "64", "--rate", "10k/s", "-t", "1", "--json", "-q",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["outcome"], "completed");
+    assert!(
+        r["errors"]["ECONNREFUSED"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        r["errors"]
+    );
+    assert!(r["totals"]["send_errors"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn bad_and_forbidden_addresses_are_refused_with_exit_2() {
+    let cases: &[&[&str]] = &[
+        &["send", "--to", "255.255.255.255:9"],
+        &["send", "--to", "224.0.0.1:9"],
+        &["send", "--to", "[ff02::1]:9"],
+        &["send", "--to", "0.0.0.0:9"],
+        &["send", "--to", "127.0.0.1:0"],
+        &["send", "--to", "127.0.0.1"],
+        &["send", "--to", "no-such-host.invalid:9"],
+        &["send"],
+        &["send", "--to", "127.0.0.1:9", "--size", "10"],
+        &["send", "--to", "127.0.0.1:9", "--size", "70000"],
+        &["send", "--to", "127.0.0.1:9", "--rate", "fast"],
+        &["sink", "--listen", "127.0.0.1:0"],
+        &["sink", "--listen", "192.0.2.1:9000"],
+        &[],
+    ];
+    for args in cases {
+        let out = bin().run(args, T);
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.starts_with("netflood"), "{}", out.stderr);
+        assert!(live_tagged(&out.tag).is_empty());
+    }
+    // Broadcast when asked for it: planned (a dry run sends nothing).
+    let out = bin().run(
+        &[
+            "send",
+            "--to",
+            "255.255.255.255:9",
+            "--allow-broadcast",
+            "--dry-run",
+            "--json",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.json()["params"]["effective"]["targets"][0],
+        "255.255.255.255:9"
+    );
+}
+
+/// Two hosts: network namespaces joined by a veth pair, made here and removed on drop.
+struct Netns {
+    names: [String; 2],
+}
+
+impl Netns {
+    fn new() -> Option<Self> {
+        let id = std::process::id() % 100_000;
+        let names = [format!("mbt{id}a"), format!("mbt{id}b")];
+        let run = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let me = Netns { names };
+        let (a, b) = (me.names[0].as_str(), me.names[1].as_str());
+        let ok = run(&["netns", "add", a])
+            && run(&["netns", "add", b])
+            && run(&[
+                "link", "add", "mbtva", "netns", a, "type", "veth", "peer", "name", "mbtvb",
+                "netns", b,
+            ])
+            && run(&["-n", a, "addr", "add", "10.210.0.1/30", "dev", "mbtva"])
+            && run(&["-n", b, "addr", "add", "10.210.0.2/30", "dev", "mbtvb"])
+            && run(&["-n", a, "link", "set", "mbtva", "up"])
+            && run(&["-n", b, "link", "set", "mbtvb", "up"])
+            && run(&["-n", a, "link", "set", "lo", "up"])
+            && run(&["-n", b, "link", "set", "lo", "up"]);
+        ok.then_some(me)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+#[test]
+fn a_flood_crosses_a_veth_pair_between_two_namespaces() {
+    let _turn = take_turn();
+    if bin().emulated() {
+        eprintln!("SKIP: namespaces are tested with the native binary");
+        return;
+    }
+    let Some(ns) = Netns::new() else {
+        eprintln!("SKIP: cannot make network namespaces here (needs root and iproute2)");
+        return;
+    };
+    let exe = bin().exe.to_str().unwrap().to_string();
+    let inside = |n: &str| Bin::program("ip").with_prefix(&["netns", "exec", n, &exe]);
+    let sink = inside(&ns.names[1]).spawn(&[
+        "sink",
+        "--listen",
+        "10.210.0.2:9000",
+        "-w",
+        "1",
+        "-t",
+        "4",
+        "--json",
+        "-q",
+    ]);
+    std::thread::sleep(Duration::from_millis(700));
+    let out = inside(&ns.names[0]).run(
+        &[
+            "send",
+            "--to",
+            "10.210.0.2:9000",
+            "-w",
+            "2",
+            "--size",
+            "1000",
+            "--rate",
+            "50k/s",
+            "-t",
+            "2",
+            "--json",
+            "-q",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let sent = out.json()["totals"]["ops"].as_u64().unwrap();
+    let r = sink.wait(T).json();
+    let got = r["totals"]["ops"].as_u64().unwrap();
+    assert!(
+        sent > 50_000 && got > sent * 9 / 10,
+        "received {got} of {sent}"
+    );
+    assert_eq!(r["details"]["senders"], 2);
+}
