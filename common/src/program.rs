@@ -102,6 +102,7 @@ fn effective<S: Stressor>(c: &CommonArgs, s: &S) -> Map<String, Value> {
 }
 
 fn run<C: Command>() -> Result<u8> {
+    supervisor::note_threads_at_start();
     let (cli, matches) = match parse::<C>() {
         Ok(x) => x,
         Err(code) => return Ok(code),

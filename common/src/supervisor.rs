@@ -302,11 +302,26 @@ pub fn supervise<S: Stressor>(
     })
 }
 
+static THREADS_AT_START: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// Records how many threads the process has before anything of the stressor runs (1, or
+/// more under an emulator): the baseline of the single-thread check.
+pub fn note_threads_at_start() {
+    if let Some(n) = sys::thread_count() {
+        THREADS_AT_START.store(n, Relaxed);
+    }
+}
+
 /// "No thread exists when the supervisor forks" (see [`Stressor`]): a forked child gets a
 /// copy of the forking thread alone, and any lock another thread held stays locked in it.
+///
+/// The count is compared with the threads the process had when the program started
+/// ([`note_threads_at_start`]): an emulator such as qemu-user runs threads of its own in the
+/// process, and those are not the stressor's.
 fn check_single_threaded() -> Result<()> {
+    let base = THREADS_AT_START.load(Relaxed).max(1);
     match sys::thread_count() {
-        Some(n) if n > 1 => Err(Error::runtime(format!(
+        Some(n) if n > base => Err(Error::runtime(format!(
             "internal error: {n} threads exist before the workers are forked; a stressor's plan or prepare must not start threads (see common::Stressor)"
         ))),
         _ => Ok(()),
