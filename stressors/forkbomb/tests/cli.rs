@@ -24,6 +24,19 @@ fn slack() -> f64 {
 /// in a new child and kills it ("qemu_thread_create: Resource temporarily unavailable"),
 /// so a full bomb does not stay full. Tests that fill a pids cgroup skip there; they run on
 /// the native binaries, and the aarch64 guest test runs the bomb on a real aarch64 kernel.
+/// Debian 12's own qemu-user (7.2) aborts these fork-heavy runs itself ("cpu_exec:
+/// assertion failed: (cpu == current_cpu)"); 8 and later run them. scripts/test says which
+/// qemu-user it found and sets MISBEHAVE_QEMU_USER_OLD for an old one.
+fn qemu_runs_it(test: &str) -> bool {
+    match std::env::var("MISBEHAVE_QEMU_USER_OLD") {
+        Ok(v) if bin().emulated() && !v.is_empty() => {
+            eprintln!("SKIP {test}: qemu-user {v} aborts in cpu_exec on this run (fixed in 8)");
+            false
+        }
+        _ => true,
+    }
+}
+
 fn pids_exact(test: &str) -> bool {
     if bin().emulated() {
         eprintln!("SKIP {test}: under emulation the pids controller counts qemu's threads too");
@@ -312,6 +325,9 @@ fn sigkill_of_the_supervisor_ends_a_holding_bomb_within_1s() {
 
 #[test]
 fn sigterm_stops_with_a_report() {
+    if !qemu_runs_it("sigterm_stops_with_a_report") {
+        return;
+    }
     let _turn = take_turn();
     let Some(cg) = cgroup("term", 200) else {
         return;
@@ -331,6 +347,9 @@ fn sigterm_stops_with_a_report() {
 /// report's errors, and the run still ends on time.
 #[test]
 fn a_full_table_is_counted_as_eagain() {
+    if !qemu_runs_it("a_full_table_is_counted_as_eagain") {
+        return;
+    }
     let _turn = take_turn();
     let Some(cg) = cgroup("full", 100) else {
         return;
