@@ -4,10 +4,12 @@
 //! and the published schema. Each run is short and cheap (testbomb's workers sleep unless
 //! told to spin).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use common::testkit::{live_tagged, take_turn, validate, wait_for_live, wait_until_gone, Bin};
+use common::testkit::{
+    live_tagged, take_turn, validate, wait_for_live, wait_until_gone, Bin, TempDir,
+};
 
 fn bin() -> Bin {
     Bin::test_only("testbomb", env!("CARGO_BIN_EXE_testbomb"))
@@ -15,30 +17,14 @@ fn bin() -> Bin {
 
 const T: Duration = Duration::from_secs(20);
 
-/// A directory of the test's own, removed at the end (also when the test fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!("testbomb-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-    fn names(&self, sub: &str) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.0.join(sub))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The names in a folder of a test directory, sorted.
+fn names(d: &TempDir, sub: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(d.path.join(sub))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 #[test]
@@ -355,7 +341,7 @@ fn short_run_to(path: &Path) -> common::testkit::Output {
 #[test]
 fn output_to_a_regular_file_is_atomic_and_leaves_nothing_else() {
     let dir = TempDir::new("file");
-    let file = dir.0.join("r.json");
+    let file = dir.path.join("r.json");
     std::fs::write(&file, "old").unwrap();
     let out = short_run_to(&file);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -363,7 +349,7 @@ fn output_to_a_regular_file_is_atomic_and_leaves_nothing_else() {
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert!(validate(&r).is_ok());
     assert_eq!(r["tool"], "testbomb");
-    assert_eq!(dir.names(""), ["r.json"]);
+    assert_eq!(names(&dir, ""), ["r.json"]);
 }
 
 #[test]
@@ -371,7 +357,7 @@ fn output_to_a_device_writes_through_and_never_replaces_it() {
     use std::os::unix::fs::FileTypeExt;
     let dir = TempDir::new("dev");
     // Our own /dev/null (1:3) and /dev/full (1:7), so a regression cannot harm the machine's.
-    let (null, full) = (dir.0.join("null"), dir.0.join("full"));
+    let (null, full) = (dir.path.join("null"), dir.path.join("full"));
     for (p, minor) in [(&null, 3), (&full, 7)] {
         let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
         // SAFETY: mknod with a valid path; a character device node in our own directory.
@@ -402,14 +388,14 @@ fn output_to_a_device_writes_through_and_never_replaces_it() {
         .unwrap()
         .file_type()
         .is_char_device());
-    assert_eq!(dir.names(""), ["full", "null"]);
+    assert_eq!(names(&dir, ""), ["full", "null"]);
 }
 
 #[test]
 fn output_to_a_fifo_reaches_its_reader() {
     use std::os::unix::fs::FileTypeExt;
     let dir = TempDir::new("fifo");
-    let fifo = dir.0.join("pipe");
+    let fifo = dir.path.join("pipe");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo with a valid path in our own directory.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
@@ -422,16 +408,16 @@ fn output_to_a_fifo_reaches_its_reader() {
     let got: serde_json::Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
     assert_eq!(got["tool"], "testbomb");
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
-    assert_eq!(dir.names(""), ["pipe"]);
+    assert_eq!(names(&dir, ""), ["pipe"]);
 }
 
 #[test]
 fn output_through_a_symlink_writes_its_target_and_keeps_the_link() {
     let dir = TempDir::new("link");
-    std::fs::create_dir(dir.0.join("real")).unwrap();
-    let target = dir.0.join("real/r.json");
+    std::fs::create_dir(dir.path.join("real")).unwrap();
+    let target = dir.path.join("real/r.json");
     std::fs::write(&target, "old").unwrap();
-    let link = dir.0.join("link.json");
+    let link = dir.path.join("link.json");
     std::os::unix::fs::symlink("real/r.json", &link).unwrap();
     let out = short_run_to(&link);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -443,7 +429,7 @@ fn output_through_a_symlink_writes_its_target_and_keeps_the_link() {
         serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
     assert_eq!(r["outcome"], "completed");
     // A dangling link: its target is made.
-    let dangling = dir.0.join("new.json");
+    let dangling = dir.path.join("new.json");
     std::os::unix::fs::symlink("real/made.json", &dangling).unwrap();
     let out = short_run_to(&dangling);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -451,11 +437,11 @@ fn output_through_a_symlink_writes_its_target_and_keeps_the_link() {
         .unwrap()
         .file_type()
         .is_symlink());
-    assert!(std::fs::read_to_string(dir.0.join("real/made.json"))
+    assert!(std::fs::read_to_string(dir.path.join("real/made.json"))
         .unwrap()
         .contains("testbomb"));
-    assert_eq!(dir.names(""), ["link.json", "new.json", "real"]);
-    assert_eq!(dir.names("real"), ["made.json", "r.json"]);
+    assert_eq!(names(&dir, ""), ["link.json", "new.json", "real"]);
+    assert_eq!(names(&dir, "real"), ["made.json", "r.json"]);
 }
 
 #[test]

@@ -14,6 +14,18 @@ fn bin() -> Bin {
 
 const T: Duration = Duration::from_secs(60);
 
+/// Something else takes up to `mib` MiB of the filesystem at `dir` (as much as fits).
+fn fill(dir: &std::path::Path, mib: usize) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("filler")).unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    for _ in 0..mib {
+        if f.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+}
+
 fn tmpfs(name: &str, size: &str) -> Option<Tmpfs> {
     let t = Tmpfs::new(name, size, false);
     if t.is_none() {
@@ -142,14 +154,7 @@ fn the_space_cap_holds_and_gives_way_when_something_else_fills_the_disk() {
             after.push((t0.elapsed(), free));
         }
         if !filled && t0.elapsed() > Duration::from_millis(1500) {
-            use std::io::Write;
-            let mut f = std::fs::File::create(path.join("filler")).unwrap();
-            let chunk = vec![7u8; 1 << 20];
-            for _ in 0..24 {
-                if f.write_all(&chunk).is_err() {
-                    break;
-                }
-            }
+            fill(&path, 24);
             filled = true;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -216,14 +221,7 @@ fn a_full_filesystem_gives_enospc_handling_not_a_crash() {
     ]);
     std::thread::sleep(Duration::from_millis(800));
     {
-        use std::io::Write;
-        let mut f = std::fs::File::create(path.join("filler")).unwrap();
-        let chunk = vec![7u8; 1 << 20];
-        for _ in 0..32 {
-            if f.write_all(&chunk).is_err() {
-                break;
-            }
-        }
+        fill(&path, 32);
     }
     let out = run.wait(T);
     assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);

@@ -779,13 +779,8 @@ impl NetFlood {
     }
 
     fn sink_udp(&self, w: &mut Worker, listen: &[SocketAddr]) -> common::Result<()> {
-        let a = listen[w.index % listen.len()];
-        let s = bind(a, Proto::Udp).map_err(|e| Error::from(e).context(format!("binding {a}")))?;
-        s.set_read_timeout(Some(Duration::from_millis(100)))
-            .map_err(Error::from)?;
+        let (s, mut rx) = receiver(w, listen)?;
         let fd = s.as_raw_fd();
-        let _ = UdpRx::enable(fd);
-        let mut rx = UdpRx::new(64, 64 << 10);
         let mut flows: Vec<Flow> = Vec::new();
         let mut last_publish = time::mono_ns();
         while w.running() {
@@ -880,13 +875,8 @@ impl NetFlood {
     }
 
     fn echo(&self, w: &mut Worker, listen: &[SocketAddr]) -> common::Result<()> {
-        let a = listen[w.index % listen.len()];
-        let s = bind(a, Proto::Udp).map_err(|e| Error::from(e).context(format!("binding {a}")))?;
-        s.set_read_timeout(Some(Duration::from_millis(100)))
-            .map_err(Error::from)?;
+        let (s, mut rx) = receiver(w, listen)?;
         let fd = s.as_raw_fd();
-        let _ = UdpRx::enable(fd);
-        let mut rx = UdpRx::new(64, 64 << 10);
         while w.running() {
             let n = match rx.recv(fd, true) {
                 Ok(n) => n,
@@ -911,6 +901,17 @@ impl NetFlood {
         }
         Ok(())
     }
+}
+
+/// This worker's receiving socket (its share of the --listen addresses, SO_REUSEPORT, a
+/// 100 ms timeout so it sees the stop) and its receive batches.
+fn receiver(w: &Worker, listen: &[SocketAddr]) -> common::Result<(Socket, UdpRx)> {
+    let a = listen[w.index % listen.len()];
+    let s = bind(a, Proto::Udp).map_err(|e| Error::from(e).context(format!("binding {a}")))?;
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .map_err(Error::from)?;
+    let _ = UdpRx::enable(s.as_raw_fd());
+    Ok((s, UdpRx::new(64, 64 << 10)))
 }
 
 /// Leaves the worker's flows for `finish` (the latest copy wins).
