@@ -178,6 +178,66 @@ impl Shared {
     }
 }
 
+/// A few run-wide words of a stressor's own (a fork gate, a queue), shared with every
+/// process forked after it is made, for when [`GLOBALS`] are too few.
+pub struct SharedWords {
+    base: NonNull<AtomicU64>,
+    n: usize,
+}
+
+// SAFETY: the mapping holds only atomics; it is unmapped only on drop.
+unsafe impl Send for SharedWords {}
+// SAFETY: as above.
+unsafe impl Sync for SharedWords {}
+
+impl SharedWords {
+    /// `n` zeroed 64-bit words.
+    pub fn new(n: usize) -> Result<Self> {
+        let len = NonZeroUsize::new(n.max(1) * 8).expect("len > 0");
+        // SAFETY: a fresh anonymous mapping that aliases nothing.
+        let p = unsafe {
+            mmap_anonymous(
+                None,
+                len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+            )
+        }
+        .context("mapping shared words")?;
+        Ok(Self { base: p.cast(), n })
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    pub fn word(&self, i: usize) -> &AtomicU64 {
+        assert!(i < self.n, "word {i} of {}", self.n);
+        // SAFETY: in bounds; page-aligned mapping of zero-initialised atomics.
+        unsafe { &*self.base.as_ptr().add(i) }
+    }
+
+    /// Word `i` as a 32-bit atomic (a futex word for [`crate::sys::wait_while`]); a word
+    /// used this way is used only this way.
+    pub fn word_u32(&self, i: usize) -> &AtomicU32 {
+        let w = self.word(i).as_ptr();
+        // SAFETY: the u64 behind `w` is 8-aligned and lives as long as `self`; its first
+        // four bytes are a valid, aligned u32, only ever accessed through this view.
+        unsafe { AtomicU32::from_ptr(w.cast()) }
+    }
+}
+
+impl Drop for SharedWords {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly what `new` mapped; no reference outlives `self`.
+        let _ = unsafe { munmap(self.base.cast(), self.n.max(1) * 8) };
+    }
+}
+
 impl Drop for Shared {
     fn drop(&mut self) {
         // SAFETY: we made this mapping with this length; nothing borrows it past `self`.

@@ -79,6 +79,14 @@ pub trait Stressor {
         ExitAction::Keep
     }
 
+    /// How long teardown waits for workers to return on their own (to flush what they
+    /// hold, leave a result) before it kills them. A stressor whose workers hold nothing
+    /// that shared memory does not already have may say zero: its workers are then killed
+    /// at once, as planned, and counted as exited.
+    fn grace(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(250)
+    }
+
     /// Teardown, after the grace: kill every process of the run at once if the stressor
     /// can (a cgroup of its own: [`crate::cgroup::RunCgroup::kill_all`]), before the
     /// supervisor's process-group kill loop mops up. Returns the method used.

@@ -24,6 +24,11 @@
 //! * `mount=DEV:DIR:FSTYPE` mount a scratch disk (e.g. `mount=/dev/vda:/mnt:ext4`, the
 //!   virtio-blk disk a cloud VM would have) after the modules are loaded; waits up to 5 s
 //!   for DEV to appear, and unmounts it before the report.
+//! * `floor=N|peak`  after the command, measure the teardown floor of this guest three
+//!   times: a fresh process forks N children that sleep in one process group, then times
+//!   one `killpg(SIGKILL)` and the reaping of all of them (what a bare program needs to
+//!   remove N processes here). `peak` takes N from the report's `"live_procs"` peak.
+//!   Prints `===MISBEHAVE-FLOOR n=<N> s=<seconds>===` for each, before the report.
 //! * `poweroff=reboot` end with reboot(RB_AUTOBOOT), not RB_POWER_OFF (for x86
 //!   microvm with acpi=off, which cannot power off; qemu -no-reboot exits).
 //! * `MODULE.PARAM=VALUE` (anywhere on the kernel command line) is passed to
@@ -150,6 +155,15 @@ struct Config {
     selftest: Option<String>,
     /// (device, directory, filesystem type) of a scratch disk to mount.
     mount: Option<(String, String, String)>,
+    /// Measure the teardown floor after the command (see `floor=`).
+    floor: Option<Floor>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Floor {
+    Count(usize),
+    /// As many processes as the report's `live_procs` peak.
+    Peak,
 }
 
 fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
@@ -181,6 +195,7 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
         net: true,
         selftest: None,
         mount: None,
+        floor: None,
     };
     for a in args {
         let Some((k, v)) = a.split_once('=') else {
@@ -223,6 +238,19 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
                     }
                     _ => return Err(format!("mount= wants DEV:DIR:FSTYPE, got {v:?}")),
                 }
+            }
+            "floor" => {
+                cfg.floor = Some(match v {
+                    "peak" => Floor::Peak,
+                    _ => match v.parse::<usize>() {
+                        Ok(n) if (1..=100_000).contains(&n) => Floor::Count(n),
+                        _ => {
+                            return Err(format!(
+                                "floor= wants a count (1..100000) or peak, got {v:?}"
+                            ))
+                        }
+                    },
+                })
             }
             "poweroff" => REBOOT_INSTEAD.store(v == "reboot", std::sync::atomic::Ordering::Relaxed),
             // module.param=value: handed to that module by load_modules().
@@ -857,6 +885,23 @@ fn run(args: &[String]) -> Result<(), String> {
         0
     };
 
+    let report = &buf[..res.output_len];
+    let floor = match cfg.floor {
+        Some(Floor::Count(n)) => Some(n),
+        Some(Floor::Peak) => peak_live_procs(report).filter(|&n| n > 0).or_else(|| {
+            out("===MISBEHAVE-NOTE floor=peak: no live_procs peak in the report===\n");
+            None
+        }),
+        None => None,
+    };
+    // Three times: a guest under software emulation on a busy host is noisy, and the
+    // harness takes the median.
+    if let Some(n) = floor {
+        for _ in 0..3 {
+            measure_floor(n);
+        }
+    }
+
     if let Some((_, dir, _)) = &cfg.mount {
         let d = cstring(dir);
         // SAFETY: a valid path; the disk is thrown away after the run anyway.
@@ -876,7 +921,6 @@ fn run(args: &[String]) -> Result<(), String> {
         "\n===MISBEHAVE-REPORT-BEGIN {}===\n",
         cfg.scenario
     ));
-    let report = &buf[..res.output_len];
     out_bytes(report);
     if !report.ends_with(b"\n") {
         out("\n");
@@ -896,10 +940,108 @@ fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+// ------------------------------------------------------------------ floor --
+
+/// The number after `"live_procs":` inside the report's `"peaks"` object.
+fn peak_live_procs(report: &[u8]) -> Option<usize> {
+    let s = std::str::from_utf8(report).ok()?;
+    let peaks = &s[s.find("\"peaks\"")?..];
+    let at = &peaks[peaks.find("\"live_procs\"")? + "\"live_procs\"".len()..];
+    let digits: String = at
+        .trim_start_matches([':', ' '])
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// Runs `/init --floor N` as a fresh process (not a copy of PID 1's memory) and waits
+/// for it; it prints the FLOOR marker itself.
+fn measure_floor(n: usize) {
+    let argv = [
+        cstring("/init"),
+        cstring("--floor"),
+        cstring(&n.to_string()),
+    ];
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // SAFETY: PID 1 is single-threaded here; the child only execs or exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: valid NUL-terminated argv; environment left empty.
+        unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 0);
+            let env: [*const libc::c_char; 1] = [std::ptr::null()];
+            libc::execve(ptrs[0], ptrs.as_ptr(), env.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    if pid < 0 {
+        out(&format!("===MISBEHAVE-NOTE floor: {}===\n", os_err("fork")));
+        return;
+    }
+    let mut st = 0;
+    // SAFETY: valid out pointer.
+    while unsafe { libc::waitpid(pid, &mut st, 0) } < 0 && errno() == libc::EINTR {}
+    reap_all(0);
+}
+
+/// `--floor N` (as a child of init): N sleeping processes in one group, then one
+/// killpg(SIGKILL) and the reaping of every one of them, timed.
+fn floor_mode(n: usize) -> i32 {
+    /// A child's whole life: join group `pgid` (0: lead one) and sleep until killed.
+    fn sleeper(pgid: libc::pid_t) -> ! {
+        // SAFETY: plain syscalls in a freshly forked single-threaded child.
+        unsafe {
+            libc::setpgid(0, pgid);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    /// fork(2); the child becomes a sleeper in group `pgid`.
+    fn spawn(pgid: libc::pid_t) -> libc::pid_t {
+        // SAFETY: this process is single-threaded; the child only calls sleeper().
+        let c = unsafe { libc::fork() };
+        if c == 0 {
+            sleeper(pgid);
+        }
+        if c > 0 {
+            // SAFETY: plain syscall (both sides set the group, so neither races the other).
+            unsafe { libc::setpgid(c, if pgid == 0 { c } else { pgid }) };
+        }
+        c
+    }
+    let lead = spawn(0);
+    if lead < 0 {
+        println!("===MISBEHAVE-NOTE floor: {}===", os_err("fork"));
+        return 1;
+    }
+    let mut made = 1;
+    while made < n && spawn(lead) > 0 {
+        made += 1;
+    }
+    // Let every child reach pause() (they were runnable right after fork).
+    sleep_ms(1000 + made as u64 / 4);
+    let t0 = Instant::now();
+    // SAFETY: plain syscall.
+    unsafe { libc::killpg(lead, libc::SIGKILL) };
+    let mut st = 0;
+    // SAFETY: valid out pointer; blocks until a child ends, ECHILD once none is left.
+    while unsafe { libc::waitpid(-1, &mut st, 0) } >= 0 || errno() == libc::EINTR {}
+    let s = t0.elapsed().as_secs_f64();
+    println!("===MISBEHAVE-FLOOR n={made} s={s:.3}===");
+    0
+}
+
 // ------------------------------------------------------------- child mode --
 
 fn child_mode(args: &[String]) -> i32 {
     match args.first().map(String::as_str) {
+        Some("--floor") => match args.get(1).and_then(|a| a.parse().ok()) {
+            Some(n) => floor_mode(n),
+            None => 2,
+        },
         Some("--selftest-hang") => {
             eprintln!("selftest-hang: sleeping for an hour");
             for _ in 0..3600 {

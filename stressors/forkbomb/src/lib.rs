@@ -15,6 +15,12 @@
 //! compare-and-swap *before* each fork and lowered only once a child has been reaped, so the
 //! number of live processes never exceeds it. Where a pids cgroup of the run's own can be
 //! made under this process's (Linux), it is set to the same cap as a second line.
+//!
+//! classic and hold fork through a gate ([`gate`]): two forks in flight per CPU over the
+//! whole bomb, the rest asleep, so that teardown kills sleeping processes, not thousands
+//! of half-done forks.
+
+pub mod gate;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{AcqRel, Relaxed};
@@ -30,6 +36,7 @@ use common::cgroup::RunCgroup;
 use common::{
     CommonArgs, Finding, Findings, Found, Host, Metric, RunData, Stressor, Unit, Worker, OPS,
 };
+use gate::Gate;
 
 /// How the bomb behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,6 +121,10 @@ pub struct ForkBomb {
     /// freezes the bomb so that nothing forks while it is being killed.
     freezer: Option<RunCgroup>,
     cgroup_note: String,
+    /// CPUs the bomb may use: the gate lets two forks per CPU through at once.
+    cpus: usize,
+    /// The fork gate (classic and hold), once `prepare` made it.
+    gate: Option<Gate>,
 }
 
 impl ForkBomb {
@@ -227,6 +238,8 @@ impl common::Command for Cli {
             cgroup: None,
             freezer: None,
             cgroup_note: String::new(),
+            cpus: host.cpus.usable.max(1),
+            gate: None,
         })
     }
 }
@@ -239,6 +252,8 @@ struct Proc {
     children: u64,
     /// The parent a descendant watches.
     parent: Pid,
+    /// This process's id (the gate's holder tag).
+    me: u32,
 }
 
 impl ForkBomb {
@@ -347,6 +362,7 @@ impl ForkBomb {
             worker: true,
             children: 0,
             parent: nix::unistd::getppid(),
+            me: nix::unistd::getpid().as_raw() as u32,
         };
         let mut spins = 0u32;
         while w.running() {
@@ -362,13 +378,33 @@ impl ForkBomb {
                 std::thread::yield_now();
                 continue;
             };
+            let pass = match &self.gate {
+                Some(g) => match g.enter(p.me, || {
+                    self.reap(w, &mut p);
+                    self.alive(w, &p)
+                }) {
+                    Some(pass) => Some((g, pass)),
+                    None => {
+                        self.release(w, 1);
+                        break;
+                    }
+                },
+                None => None,
+            };
             w.add(ATTEMPTS, 1);
-            match w.fork() {
+            let forked = w.fork();
+            if !matches!(forked, Ok(ForkResult::Child)) {
+                if let Some((g, pass)) = pass {
+                    g.leave(pass);
+                }
+            }
+            match forked {
                 Ok(ForkResult::Child) => {
                     p = Proc {
                         worker: false,
                         children: 0,
                         parent: nix::unistd::getppid(),
+                        me: nix::unistd::getpid().as_raw() as u32,
                     };
                     spins = 0;
                 }
@@ -475,11 +511,17 @@ impl Stressor for ForkBomb {
             m.insert("max_procs_note".into(), n.clone().into());
         }
         m.insert("fork_budget".into(), self.budget().into());
+        if self.mode != Mode::Churn {
+            m.insert("forks_in_flight_max".into(), (2 * self.cpus).into());
+        }
         m.insert("host_processes_max".into(), self.host_max.into());
         m
     }
 
     fn prepare(&mut self, _host: &Host) -> common::Result<()> {
+        if self.mode != Mode::Churn {
+            self.gate = Some(Gate::new(2 * self.cpus)?);
+        }
         // cgroup v2 kills a whole cgroup through the pids cgroup itself (cgroup.kill); v1
         // needs a freezer cgroup of its own.
         if let Some((_, common::sys::CgroupVersion::V1)) = common::sys::cgroup_dir("freezer") {
@@ -520,6 +562,12 @@ impl Stressor for ForkBomb {
             Mode::Churn => self.churn(w),
         }
         Ok(())
+    }
+
+    /// No grace: every count is in shared memory already, and thousands of processes
+    /// returning on their own take longer than killing them (see [`gate`]).
+    fn grace(&self) -> Duration {
+        Duration::ZERO
     }
 
     fn kill_all(&self) -> Option<&'static str> {
