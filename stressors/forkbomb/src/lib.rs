@@ -278,6 +278,12 @@ impl ForkBomb {
         }
     }
 
+    /// Is there a place under the cap (without taking it)?
+    #[inline]
+    fn room(&self, w: &Worker) -> bool {
+        self.forked(w).load(Relaxed) < self.budget()
+    }
+
     /// Gives back places of forks that failed.
     #[inline]
     fn release(&self, w: &Worker, n: u64) {
@@ -366,7 +372,23 @@ impl ForkBomb {
         };
         let mut spins = 0u32;
         while w.running() {
+            // The gate first, then a place under the cap: a process asleep at the gate
+            // holds no place, so the cap fills with processes, not with waiters.
+            let pass = match &self.gate {
+                Some(_) if !self.room(w) => None,
+                Some(g) => match g.enter(p.me, || {
+                    self.reap(w, &mut p);
+                    self.alive(w, &p)
+                }) {
+                    Some(pass) => Some((g, pass)),
+                    None => break,
+                },
+                None => None,
+            };
             if !self.reserve(w) {
+                if let Some((g, pass)) = pass {
+                    g.leave(pass);
+                }
                 w.add(CAPPED, 1);
                 if hold {
                     break;
@@ -377,19 +399,6 @@ impl ForkBomb {
                 }
                 std::thread::yield_now();
                 continue;
-            };
-            let pass = match &self.gate {
-                Some(g) => match g.enter(p.me, || {
-                    self.reap(w, &mut p);
-                    self.alive(w, &p)
-                }) {
-                    Some(pass) => Some((g, pass)),
-                    None => {
-                        self.release(w, 1);
-                        break;
-                    }
-                },
-                None => None,
             };
             w.add(ATTEMPTS, 1);
             let forked = w.fork();
