@@ -81,7 +81,8 @@ qemu_suite() {
     local v
     v=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
     case "$v" in
-        *bpo*) echo backports; return ;;
+        # Installed from backports by hand, perhaps with no backports source left behind.
+        *bpo*) if ensure_backports_source; then echo backports; else echo stable; fi; return ;;
         "") ;;
         *) echo stable; return ;;
     esac
@@ -112,12 +113,32 @@ ensure_apt() {
     fi
 }
 
+qemu_user_version() {
+    qemu-aarch64-static --version 2>/dev/null | head -1 | awk '{print $3}'
+}
+
+# qemu-aarch64-static for the aarch64 tests, one that runs them where one can be had:
+# installed where missing; where it is older than 8 (Debian 12's own 7.2 aborts on some
+# fork-heavy tests) and the machine takes qemu from backports, upgraded from there.
+ensure_qemu_user() {
+    ensure_apt qemu-aarch64-static qemu-user-static
+    local ver codename
+    ver=$(qemu_user_version)
+    if [ -n "$ver" ] && [ "${ver%%.*}" -lt 8 ] 2>/dev/null && [ "$(qemu_suite)" = backports ]; then
+        codename=$(. /etc/os-release && echo "$VERSION_CODENAME")
+        step "qemu-user $ver is older than 8: apt-get install -t $codename-backports qemu-user-static"
+        apt_update_once
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t "$codename-backports" qemu-user-static >&2 ||
+            echo "  could not upgrade; the tests qemu-user $ver cannot run are skipped" >&2
+    fi
+}
+
 # Says which qemu-user runs the aarch64 tests, and exports MISBEHAVE_QEMU_USER_OLD when it is
 # older than 8 (Debian 12's 7.2 aborts in cpu_exec on some fork-heavy tests; they skip).
 qemu_user_report() {
     local path ver major
     path=$(command -v qemu-aarch64-static || true)
-    ver=$("$path" --version 2>/dev/null | head -1 | awk '{print $3}')
+    ver=$(qemu_user_version)
     major=${ver%%.*}
     echo "qemu-user for the aarch64 tests: $path, version ${ver:-unknown}" >&2
     if [ -n "$major" ] && [ "$major" -lt 8 ] 2>/dev/null; then

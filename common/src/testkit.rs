@@ -338,6 +338,29 @@ fn wait_or_kill(child: &mut Child, timeout: Duration) -> std::process::ExitStatu
     }
 }
 
+/// Says that a test (or a part of one) did not run here, and why: on stderr, and as a line
+/// appended to the file `MISBEHAVE_SKIP_LOG` names, which `scripts/test` lists before its
+/// count (cargo shows a passing test's stderr to nobody).
+pub fn skip(why: &str) {
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let runner = match std::env::var("MISBEHAVE_RUNNER") {
+        Ok(r) if !r.is_empty() => format!(" (under {r})"),
+        _ => String::new(),
+    };
+    let line = format!("SKIP {test}{runner}: {why}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("MISBEHAVE_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
 /// Tests that burn CPU, memory or processes take turns (hold the guard for the test's
 /// length): on two cores, two bombs at once would measure each other, not the binary.
 pub fn take_turn() -> std::sync::MutexGuard<'static, ()> {

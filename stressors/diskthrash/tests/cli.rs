@@ -29,7 +29,7 @@ fn fill(dir: &std::path::Path, mib: usize) {
 fn tmpfs(name: &str, size: &str) -> Option<Tmpfs> {
     let t = Tmpfs::new(name, size, false);
     if t.is_none() {
-        eprintln!("SKIP: cannot mount a tmpfs here (needs root)");
+        common::testkit::skip("cannot mount a tmpfs here (needs root)");
     }
     t
 }
@@ -302,7 +302,7 @@ fn both_engines_work() {
             T,
         );
         if engine == "io_uring" && out.code == Some(2) && out.stderr.contains("io_uring_setup") {
-            eprintln!("SKIP io_uring: {}", out.stderr.trim());
+            common::testkit::skip(&format!("io_uring: {}", out.stderr.trim()));
             continue;
         }
         assert_eq!(out.code, Some(0), "{engine}: {}", out.stderr);
@@ -319,7 +319,7 @@ fn direct_on_a_filesystem_that_refuses_it_says_so_and_goes_on_buffered() {
     let _turn = take_turn();
     // ramfs has no O_DIRECT (tmpfs has it since Linux 6.6).
     let Some(fs) = Tmpfs::new_fs("disk-direct", "ramfs", "", false) else {
-        eprintln!("SKIP: cannot mount a ramfs here (needs root)");
+        common::testkit::skip("cannot mount a ramfs here (needs root)");
         return;
     };
     let out = bin().run(

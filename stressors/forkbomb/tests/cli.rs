@@ -27,19 +27,23 @@ fn slack() -> f64 {
 /// Debian 12's own qemu-user (7.2) aborts these fork-heavy runs itself ("cpu_exec:
 /// assertion failed: (cpu == current_cpu)"); 8 and later run them. scripts/test says which
 /// qemu-user it found and sets MISBEHAVE_QEMU_USER_OLD for an old one.
-fn qemu_runs_it(test: &str) -> bool {
+fn qemu_runs_it() -> bool {
     match std::env::var("MISBEHAVE_QEMU_USER_OLD") {
         Ok(v) if bin().emulated() && !v.is_empty() => {
-            eprintln!("SKIP {test}: qemu-user {v} aborts in cpu_exec on this run (fixed in 8)");
+            common::testkit::skip(&format!(
+                "qemu-user {v} aborts in cpu_exec on this run (fixed in 8)"
+            ));
             false
         }
         _ => true,
     }
 }
 
-fn pids_exact(test: &str) -> bool {
+fn pids_exact(part: &str) -> bool {
     if bin().emulated() {
-        eprintln!("SKIP {test}: under emulation the pids controller counts qemu's threads too");
+        common::testkit::skip(&format!(
+            "{part}: under emulation the pids controller counts qemu's threads too"
+        ));
         return false;
     }
     true
@@ -52,7 +56,9 @@ fn cgroup(name: &str, max: u64) -> Option<Cgroup> {
     let cg = Cgroup::new("pids", name);
     match &cg {
         Some(c) => c.set("pids.max", &max.to_string()),
-        None => eprintln!("SKIP: no writable pids cgroup here; forkbomb runs only inside one"),
+        None => {
+            common::testkit::skip("no writable pids cgroup here; forkbomb runs only inside one")
+        }
     }
     cg
 }
@@ -250,7 +256,7 @@ fn hold_holds_the_cap_and_ends_on_time() {
 #[test]
 fn a_thousand_processes_go_within_a_second() {
     let _turn = take_turn();
-    if !pids_exact("a_thousand_processes_go_within_a_second") {
+    if !pids_exact("all") {
         return;
     }
     let Some(cg) = cgroup("thousand", 1200) else {
@@ -325,7 +331,7 @@ fn sigkill_of_the_supervisor_ends_a_holding_bomb_within_1s() {
 
 #[test]
 fn sigterm_stops_with_a_report() {
-    if !qemu_runs_it("sigterm_stops_with_a_report") {
+    if !qemu_runs_it() {
         return;
     }
     let _turn = take_turn();
@@ -347,7 +353,7 @@ fn sigterm_stops_with_a_report() {
 /// report's errors, and the run still ends on time.
 #[test]
 fn a_full_table_is_counted_as_eagain() {
-    if !qemu_runs_it("a_full_table_is_counted_as_eagain") {
+    if !qemu_runs_it() {
         return;
     }
     let _turn = take_turn();

@@ -376,11 +376,11 @@ impl Drop for Netns {
 fn a_flood_crosses_a_veth_pair_between_two_namespaces() {
     let _turn = take_turn();
     if bin().emulated() {
-        eprintln!("SKIP: namespaces are tested with the native binary");
+        common::testkit::skip("namespaces are tested with the native binary");
         return;
     }
     let Some(ns) = Netns::new() else {
-        eprintln!("SKIP: cannot make network namespaces here (needs root and iproute2)");
+        common::testkit::skip("cannot make network namespaces here (needs root and iproute2)");
         return;
     };
     let exe = bin().exe.to_str().unwrap().to_string();
