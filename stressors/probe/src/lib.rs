@@ -728,8 +728,8 @@ impl Stressor for Probe {
         let mut f = Findings::default();
         let names: Vec<&str> = self.works.iter().map(|w| w.name()).collect();
         f.detail("work", Found::Text(names.join(",")));
-        for n in &self.notes {
-            f.detail("note", Found::Text(n.clone()));
+        if !self.notes.is_empty() {
+            f.detail("notes", Found::Text(self.notes.join("; ")));
         }
         // Over the run, per kind.
         let mut kinds = Vec::new();
