@@ -335,9 +335,11 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
         let bad_host = match (res.bad_files.get(set), bad) {
             (Some(b), _) => b.clone(),
             (None, Some(b)) => b.to_string(),
-            (None, None) => return Err(format!(
+            (None, None) => {
+                return Err(format!(
                 "which guest misbehaved in `{set}`? Give --bad HOST or put its name in {set}/BAD"
-            )),
+            ))
+            }
         };
         let runs = &res.sets[set];
         for kind in &kinds {

@@ -125,15 +125,16 @@ fn holds_its_offered_rate_for_every_kind_and_leaves_nothing() {
 #[test]
 fn a_stall_shows_as_latency_from_the_intended_start_and_a_drop_in_the_good_share() {
     let _turn = take_turn();
-    let run = bin().spawn(&[
-        "-t", "4", "--work", "cpu", "--rate", "1000/s", "--json", "-q",
-    ]);
+    // 1000/s natively; under emulation (each operation ~10x dearer) 200/s, so the probe
+    // keeps its schedule outside the stall.
+    let rate = if bin().emulated() { "200/s" } else { "1000/s" };
+    let run = bin().spawn(&["-t", "4", "--work", "cpu", "--rate", rate, "--json", "-q"]);
     assert!(wait_for_live(&run.tag, 3, T), "probe never started");
     std::thread::sleep(Duration::from_millis(1300));
     // Stop every process of the run but the supervisor (it keeps the clock and samples).
     // 330 ms: the 300 ms the test is about, plus the gap to the next intended start (1 ms
-    // at 1000/s) and the histogram's bucket width, so that an operation due at the stop
-    // waits at least 300 ms.
+    // at 1000/s, 5 ms at 200/s), so that an operation due just after the stop began waits
+    // at least 300 ms.
     let victims: Vec<i32> = live_tagged(&run.tag)
         .into_iter()
         .filter(|p| *p != run.pid())
