@@ -173,6 +173,10 @@ pub struct Cli {
 /// The most operations per second per kind (a probe is a light, steady load).
 pub const MAX_RATE: f64 = 100_000.0;
 
+/// Run-wide words: 0..4 the operations offered per kind (added by each worker at its end);
+/// this one counts the workers set up and ready to start their schedule.
+const G_READY: usize = 8;
+
 /// A net request not answered within this long is lost.
 const NET_TIMEOUT_NS: u64 = 1_000_000_000;
 
@@ -456,6 +460,17 @@ impl Probe {
         j: usize,
         mut op: impl FnMut(&mut Worker, u64) -> common::Result<Op>,
     ) -> common::Result<()> {
+        // Every worker starts its schedule once all are set up (the mem working set filled,
+        // the disk file laid out), so one kind's setup is not measured as another's stall.
+        let workers = (self.works.len() * self.per_kind) as u64;
+        w.global(G_READY).fetch_add(1, Relaxed);
+        let give_up = time::mono_ns() + 10_000_000_000;
+        while w.global(G_READY).load(Relaxed) < workers && time::mono_ns() < give_up {
+            if !w.running() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let (m_ops, h) = self.slots[kind.index()].expect("a planned kind");
         let rec = w.histogram(h);
         let slo = self.slos_ns[kind.index()];
