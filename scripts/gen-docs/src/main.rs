@@ -20,6 +20,7 @@ const COMMANDS: &[fn() -> Command] = &[
     membomb::Cli::command,
     diskthrash::Cli::command,
     netflood::Cli::command,
+    probe::Cli::command,
 ];
 
 fn main() -> ExitCode {
@@ -120,7 +121,14 @@ mod tests {
     fn every_stressor_gets_pages_and_completions() {
         let dir = std::env::temp_dir().join(format!("gen-docs-test-{}", std::process::id()));
         let files = generate(&dir).unwrap();
-        for name in ["cpubomb", "forkbomb", "membomb", "diskthrash", "netflood"] {
+        for name in [
+            "cpubomb",
+            "forkbomb",
+            "membomb",
+            "diskthrash",
+            "netflood",
+            "probe",
+        ] {
             let page = fs::read_to_string(dir.join(format!("man/man1/{name}.1"))).unwrap();
             assert!(page.contains(".TH"), "{name}.1 is not a man page");
             assert!(page.contains("duration"), "{name}.1 lacks the shared flags");

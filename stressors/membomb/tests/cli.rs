@@ -462,7 +462,7 @@ fn enomem_from_mmap_is_counted_and_retried_holding_what_was_got() {
     if bin().emulated() {
         // qemu-user reserves a large address space for itself: under RLIMIT_AS it cannot
         // even start.
-        eprintln!("skipped under emulation: an address-space limit stops the emulator");
+        common::testkit::skip("under emulation: an address-space limit stops the emulator");
         return;
     }
     let _turn = serial();
