@@ -67,6 +67,11 @@ fn requested(m: &ArgMatches) -> Map<String, Value> {
     }
     for id in m.ids() {
         let id = id.as_str();
+        // Argument groups are listed too: clap derive names them after their struct
+        // (`CommonArgs`), flags after their snake_case fields.
+        if id.starts_with(|c: char| c.is_ascii_uppercase()) {
+            continue;
+        }
         if m.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
             continue;
         }

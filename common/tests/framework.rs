@@ -209,6 +209,15 @@ fn dry_run_prints_a_plan_that_follows_its_schema_and_starts_nothing() {
     assert_eq!(p["params"]["effective"]["workers"], 5);
     assert_eq!(p["params"]["effective"]["duration_s"], 3600.0);
     assert_eq!(p["params"]["requested"]["workers"], "5");
+    // The flags given, by name, and nothing else (clap's group of the shared flags was
+    // listed too, as "CommonArgs").
+    let given: Vec<&str> = p["params"]["requested"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(given, ["dry-run", "duration", "json", "workers"]);
     let text = bin().run(&["--dry-run"], T);
     assert!(
         text.stdout.contains("testbomb plan (dry run"),
