@@ -610,8 +610,12 @@ fn bind(addr: SocketAddr, proto: Proto) -> std::io::Result<Socket> {
     if addr.is_ipv6() {
         let _ = s.set_only_v6(false);
     }
-    let _ = s.set_recv_buffer_size(8 << 20);
-    let _ = s.set_send_buffer_size(8 << 20);
+    if proto == Proto::Udp {
+        // TCP is left to the kernel's autotuning (tcp_rmem): a size set here turns it off
+        // and caps the window at rmem_max.
+        let _ = s.set_recv_buffer_size(8 << 20);
+        let _ = s.set_send_buffer_size(8 << 20);
+    }
     s.bind(&SockAddr::from(addr))?;
     if proto == Proto::Tcp {
         s.listen(1024)?;
@@ -900,9 +904,9 @@ impl NetFlood {
             while conns.len() < *connections && w.running() {
                 match TcpStream::connect_timeout(&target, Duration::from_millis(500)) {
                     Ok(c) => {
+                        // No SO_SNDBUF: setting it turns the kernel's autotuning off
+                        // (tcp_wmem), which measured slower.
                         let _ = c.set_write_timeout(Some(Duration::from_millis(100)));
-                        let s = socket2::SockRef::from(&c);
-                        let _ = s.set_send_buffer_size(8 << 20);
                         conns.push(c);
                     }
                     Err(e) => {
