@@ -898,6 +898,9 @@ const SOL_PACKET: libc::c_int = 263;
 const PACKET_VERSION: libc::c_int = 10;
 const PACKET_TX_RING: libc::c_int = 13;
 const PACKET_QDISC_BYPASS: libc::c_int = 20;
+const PACKET_VNET_HDR: libc::c_int = 15;
+/// struct virtio_net_hdr in front of each frame with PACKET_VNET_HDR.
+const VNET: usize = 10;
 const TPACKET_V2: libc::c_int = 1;
 const TP_STATUS_AVAILABLE: u32 = 0;
 const TP_STATUS_SEND_REQUEST: u32 = 1;
@@ -1220,6 +1223,8 @@ pub struct PacketTx {
     per_block: usize,
     frames: usize,
     next: usize,
+    /// Bytes before the frame in each slot (a virtio_net_hdr, or none).
+    pre: usize,
     /// Whether the queueing discipline is bypassed.
     pub qdisc_bypass: bool,
 }
@@ -1249,6 +1254,16 @@ impl PacketTx {
         setsockopt_int(raw, SOL_PACKET, PACKET_VERSION, TPACKET_V2)
             .map_err(|e| format!("TPACKET_V2: {e}"))?;
         let qdisc_bypass = setsockopt_int(raw, SOL_PACKET, PACKET_QDISC_BYPASS, 1).is_ok();
+        // A virtio_net_hdr whose hdr_len is the whole frame makes the kernel copy each frame
+        // into one linear buffer: without it the frame past the Ethernet header is attached
+        // as page fragments of the ring, which a veth crossing into another namespace copies
+        // into freshly allocated pages (skb_copy_ubufs), and which the receive path pulls.
+        let pre = if setsockopt_int(raw, SOL_PACKET, PACKET_VNET_HDR, 1).is_ok() {
+            VNET
+        } else {
+            0
+        };
+        let frame_len = frame_len + pre;
         let _ = setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, 8 << 20);
         let frame_size = (TP2_DATA + frame_len + 15) & !15;
         let page = super::page_size();
@@ -1299,6 +1314,7 @@ impl PacketTx {
             per_block,
             frames: blocks * per_block,
             next: 0,
+            pre,
             qdisc_bypass,
         };
         // SAFETY: a zeroed sockaddr_ll with family and interface set.
@@ -1356,8 +1372,8 @@ impl PacketTx {
         // SAFETY: inside the mapping; only this value writes frame data.
         unsafe {
             std::slice::from_raw_parts_mut(
-                self.ring.add(self.at(i) + TP2_DATA),
-                self.frame_size - TP2_DATA,
+                self.ring.add(self.at(i) + TP2_DATA + self.pre),
+                self.frame_size - TP2_DATA - self.pre,
             )
         }
     }
@@ -1376,8 +1392,17 @@ impl PacketTx {
 
     /// Marks the frame `next_free` gave as `len` bytes to send, and moves on.
     pub fn queue(&mut self, len: usize) {
-        // SAFETY: tp_len is the second word of the frame header.
-        unsafe { (self.ring.add(self.at(self.next) + 4) as *mut u32).write_volatile(len as u32) };
+        let at = self.at(self.next);
+        // SAFETY: tp_len is the second word of the frame header; the virtio_net_hdr (flags
+        // and GSO type 0, then hdr_len, little-endian) starts the frame's data.
+        unsafe {
+            (self.ring.add(at + 4) as *mut u32).write_volatile((len + self.pre) as u32);
+            if self.pre > 0 {
+                let v = self.ring.add(at + TP2_DATA);
+                std::ptr::write_bytes(v, 0, VNET);
+                v.add(2).cast::<[u8; 2]>().write((len as u16).to_le_bytes());
+            }
+        }
         self.status(self.next)
             .store(TP_STATUS_SEND_REQUEST, std::sync::atomic::Ordering::Release);
         self.next = (self.next + 1) % self.frames;
