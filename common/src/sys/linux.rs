@@ -1267,9 +1267,12 @@ impl PacketTx {
         let _ = setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_SNDBUF, 8 << 20);
         let frame_size = (TP2_DATA + frame_len + 15) & !15;
         let page = super::page_size();
-        let block = frame_size.max(64 << 10).div_ceil(page) * page;
+        // Blocks of one page where a frame fits (order-0 pages: the ring is made in
+        // microseconds, where 64 KiB blocks took 10 ms and more on a fragmented machine, time
+        // a rate-capped run lost), 512 KiB in all, 64 frames at least.
+        let block = frame_size.div_ceil(page) * page;
         let per_block = block / frame_size;
-        let blocks = ((2 << 20) / block).max(64usize.div_ceil(per_block));
+        let blocks = ((512 << 10) / block).max(64usize.div_ceil(per_block));
         // struct tpacket_req: block size, block count, frame size, frame count.
         let req: [u32; 4] = [
             block as u32,

@@ -839,6 +839,11 @@ impl NetFlood {
                     count_err(w, e);
                 }
             }
+            // What the target answers (ICMP port unreachable: ECONNREFUSED) lands on the
+            // UDP socket whose port the frames carry.
+            if let Ok(Some(e)) = s.take_error() {
+                count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+            }
             w.add(0, q as u64);
             w.add(BYTES, (q * size) as u64);
         }

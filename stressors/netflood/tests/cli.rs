@@ -583,13 +583,13 @@ fn the_packet_engine_floods_ipv6_loopback() {
     let addr6 = format!("[::1]:{p}");
     let sink = start(
         "sink",
-        &["--listen", &addr6, "-w", "1", "-t", "3", "--json", "-q"],
+        &["--listen", &addr6, "-w", "1", "-t", "4", "--json", "-q"],
         1,
     );
     let out = bin().run(
         &[
-            "send", "--engine", "packet", "--to", &addr6, "--size", "1000", "--rate", "10k/s",
-            "-t", "1", "--json", "-q",
+            "send", "--engine", "packet", "--to", &addr6, "-w", "2", "--size", "1000", "--rate",
+            "10k/s", "-t", "2", "--json", "-q",
         ],
         T,
     );
@@ -601,8 +601,21 @@ fn the_packet_engine_floods_ipv6_loopback() {
         return;
     }
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let sent = out.json()["totals"]["ops"].as_u64().unwrap();
+    let s = out.json();
+    let sent = s["totals"]["ops"].as_u64().unwrap();
     assert!(sent > 5000, "sent {sent}");
+    // The rate cap, per-worker counts and the deadline as with the socket engine.
+    let rate = s["rates"]["ops"].as_f64().unwrap();
+    assert!((rate - 1e4).abs() / 1e4 <= 0.03, "{rate}/s for 10k/s");
+    let per: Vec<u64> = s["per_worker"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["ops"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per.len(), 2);
+    assert_eq!(per.iter().sum::<u64>(), sent);
+    assert_eq!(s["outcome"], "completed");
     let r = sink.wait(T).json();
     assert_eq!(
         r["totals"]["ops"].as_u64().unwrap(),
@@ -611,6 +624,34 @@ fn the_packet_engine_floods_ipv6_loopback() {
         r["details"]
     );
     assert_eq!(r["details"]["lost"], 0);
+    assert_eq!(r["details"]["senders"], 2);
+
+    // Nobody listening: the port unreachable answers are counted, the flood goes on.
+    let out = bin().run(
+        &[
+            "send",
+            "--engine",
+            "packet",
+            "--to",
+            &format!("[::1]:{}", port()),
+            "--size",
+            "64",
+            "--rate",
+            "10k/s",
+            "-t",
+            "1",
+            "--json",
+            "-q",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = out.json();
+    assert!(
+        r["errors"]["ECONNREFUSED"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        r["errors"]
+    );
 }
 
 #[test]
