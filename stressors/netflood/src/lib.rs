@@ -104,6 +104,9 @@ Examples:
   netflood send --to 10.0.0.2:7 --echo --size 64 --rate 1k/s
                                                        round-trip latency percentiles
   netflood send --to [::1]:9000 --dry-run              the plan: targets as resolved, engine
+  netflood send --engine packet --to 10.0.0.2:9000 --size 64
+                                                       prebuilt frames through an AF_PACKET ring
+                                                       (root or CAP_NET_RAW; Linux)
 
 Safety:
   Traffic goes only to the --to targets (names are resolved once, at start). Broadcast,
