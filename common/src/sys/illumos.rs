@@ -349,3 +349,32 @@ pub fn wait_while(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: D
 
 /// Nothing to wake: waiters poll (see [`wait_while`]).
 pub fn wake_waiters(_word: &std::sync::atomic::AtomicU32, _n: u32) {}
+
+/// The packet engine is AF_PACKET, which illumos does not have.
+pub fn link_path(_dst: std::net::SocketAddr) -> Result<super::LinkPath, String> {
+    Err("--engine packet needs Linux (AF_PACKET); use the socket engine here".into())
+}
+
+/// No AF_PACKET TX ring on illumos (see [`link_path`]).
+pub struct PacketTx {
+    pub qdisc_bypass: bool,
+}
+
+impl PacketTx {
+    pub fn new(_ifindex: u32, _frame_len: usize) -> Result<Self, String> {
+        Err("--engine packet needs Linux (AF_PACKET)".into())
+    }
+    pub fn frames(&self) -> usize {
+        0
+    }
+    pub fn slot(&mut self, _i: usize) -> &mut [u8] {
+        &mut []
+    }
+    pub fn next_free(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+    pub fn queue(&mut self, _len: usize) {}
+    pub fn flush(&mut self, _wait: bool) -> Result<(), nix::errno::Errno> {
+        Err(nix::errno::Errno::ENOSYS)
+    }
+}

@@ -36,6 +36,8 @@ use common::{
     Worker, OPS,
 };
 
+mod packet;
+
 /// Transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Proto {
@@ -50,6 +52,15 @@ impl Proto {
             Proto::Tcp => "tcp",
         }
     }
+}
+
+/// How datagrams leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// UDP sockets (sendmmsg, GSO)
+    Socket,
+    /// Prebuilt frames through an AF_PACKET TX ring (Linux, CAP_NET_RAW)
+    Packet,
 }
 
 /// A rate: datagrams (or TCP writes) per second, or bytes per second.
@@ -93,6 +104,9 @@ Examples:
   netflood send --to 10.0.0.2:7 --echo --size 64 --rate 1k/s
                                                        round-trip latency percentiles
   netflood send --to [::1]:9000 --dry-run              the plan: targets as resolved, engine
+  netflood send --engine packet --to 10.0.0.2:9000 --size 64
+                                                       prebuilt frames through an AF_PACKET ring
+                                                       (root or CAP_NET_RAW; Linux)
 
 Safety:
   Traffic goes only to the --to targets (names are resolved once, at start). Broadcast,
@@ -145,6 +159,11 @@ pub struct SendArgs {
     /// Send without UDP GSO (plain sendmmsg batches)
     #[arg(long, help_heading = "Engine")]
     pub no_gso: bool,
+    /// socket, or packet: prebuilt UDP frames through an AF_PACKET TX ring past the UDP
+    /// stack and the qdisc (Linux, needs CAP_NET_RAW; interface and next hop's MAC from the
+    /// routing and neighbour tables)
+    #[arg(long, value_enum, default_value_t = Engine::Socket, help_heading = "Engine")]
+    pub engine: Engine,
     /// Allow broadcast and multicast targets
     #[arg(long, help_heading = "Safety")]
     pub allow_broadcast: bool,
@@ -186,6 +205,10 @@ pub enum Plan {
         gso: usize,
         gso_note: Option<String>,
         allow_broadcast: bool,
+        /// The packet engine's way out, one per target (empty: the socket engine).
+        links: Vec<sys::LinkPath>,
+        /// Whether the packet engine bypasses the qdisc.
+        qdisc_bypass: bool,
     },
     Sink {
         listen: Vec<SocketAddr>,
@@ -449,10 +472,15 @@ impl common::Command for Cli {
                 if a.connections == 0 || a.connections > 1024 {
                     return Err(Error::usage("--connections: from 1 to 1024"));
                 }
+                let (links, qdisc_bypass) = if a.engine == Engine::Packet {
+                    packet_links(a, &targets)?
+                } else {
+                    (Vec::new(), false)
+                };
                 // GSO packs datagrams into one message of at most 64 KiB.
                 let mut gso = (UDP_MAX / a.size).min(GSO_MAX);
                 let mut gso_note = None;
-                if a.proto == Proto::Tcp || gso < 2 {
+                if a.proto == Proto::Tcp || gso < 2 || a.engine == Engine::Packet {
                     gso = 1;
                 } else if a.no_gso {
                     gso = 1;
@@ -473,6 +501,8 @@ impl common::Command for Cli {
                         gso,
                         gso_note,
                         allow_broadcast: a.allow_broadcast,
+                        links,
+                        qdisc_bypass,
                     },
                 )
             }
@@ -525,6 +555,36 @@ impl common::Command for Cli {
     }
 }
 
+/// The packet engine's plan: a way out per target, and a ring tried once (so a missing
+/// CAP_NET_RAW is exit 2 with one line, not a run of failing workers).
+fn packet_links(
+    a: &SendArgs,
+    targets: &[SocketAddr],
+) -> common::Result<(Vec<sys::LinkPath>, bool)> {
+    let no = |why: String| Error::usage(format!("--engine packet: {why}"));
+    if a.proto == Proto::Tcp {
+        return Err(no("sends UDP frames only (--proto udp)".into()));
+    }
+    if a.echo {
+        return Err(no("--echo needs the socket engine".into()));
+    }
+    let mut links = Vec::new();
+    for t in targets {
+        let l = sys::link_path(*t).map_err(no)?;
+        let max = l.mtu.saturating_sub(packet::overhead(&t.ip()) - 14);
+        if a.size > max {
+            return Err(no(format!(
+                "--size {}: frames are not fragmented: at most {max} bytes on {} (MTU {})",
+                a.size, l.ifname, l.mtu
+            )));
+        }
+        links.push(l);
+    }
+    let frame = packet::overhead(&targets[0].ip()) + a.size;
+    let tx = sys::PacketTx::new(links[0].ifindex, frame).map_err(no)?;
+    Ok((links, tx.qdisc_bypass))
+}
+
 fn listen_addrs(specs: &[String]) -> common::Result<Vec<SocketAddr>> {
     let mut out = Vec::new();
     for s in specs {
@@ -553,8 +613,12 @@ fn bind(addr: SocketAddr, proto: Proto) -> std::io::Result<Socket> {
     if addr.is_ipv6() {
         let _ = s.set_only_v6(false);
     }
-    let _ = s.set_recv_buffer_size(8 << 20);
-    let _ = s.set_send_buffer_size(8 << 20);
+    if proto == Proto::Udp {
+        // TCP is left to the kernel's autotuning (tcp_rmem): a size set here turns it off
+        // and caps the window at rmem_max.
+        let _ = s.set_recv_buffer_size(8 << 20);
+        let _ = s.set_send_buffer_size(8 << 20);
+    }
     s.bind(&SockAddr::from(addr))?;
     if proto == Proto::Tcp {
         s.listen(1024)?;
@@ -683,6 +747,115 @@ impl NetFlood {
         Ok(())
     }
 
+    /// `--engine packet`: the worker's template in every frame of its ring; per frame,
+    /// sequence, time and checksum; one `sendto` per batch.
+    fn send_packet(&self, w: &mut Worker) -> common::Result<()> {
+        let Plan::Send {
+            targets,
+            size,
+            rate,
+            links,
+            ..
+        } = &self.plan
+        else {
+            unreachable!()
+        };
+        let size = *size;
+        let i = w.index % targets.len();
+        let (target, link) = (targets[i], &links[i]);
+        // A UDP socket of our own holds the source port the frames carry.
+        let s = Socket::new(
+            Domain::for_address(target),
+            Type::DGRAM,
+            Some(Protocol::UDP),
+        )
+        .map_err(Error::from)?;
+        s.connect(&SockAddr::from(target))
+            .map_err(|e| Error::from(e).context(format!("connecting to {target}")))?;
+        let src = s
+            .local_addr()
+            .map_err(Error::from)?
+            .as_socket()
+            .ok_or_else(|| Error::runtime("no source address"))?;
+        let worker = w.index as u32 + (w.generation << 16);
+        let mut head = [0u8; HEADER];
+        stamp(&mut head, self.run_id, worker, 0, 0);
+        let t = packet::Template::new(link, src, target, size, &head);
+        let len = t.frame.len();
+        let mut tx = sys::PacketTx::new(link.ifindex, len).map_err(Error::runtime)?;
+        for k in 0..tx.frames() {
+            tx.slot(k)[..len].copy_from_slice(&t.frame);
+        }
+        let per_call = (tx.frames() / 2).clamp(1, 512);
+        let cap = rate.map(|r| match r {
+            Rate::Packets(p) => (RateCap::new(0, p), false),
+            Rate::Bytes(b) => (RateCap::new(0, b), true),
+        });
+        let mut seq = 0u64;
+        while w.running() {
+            let mut n = per_call;
+            if let Some((c, bytes)) = &cap {
+                let per_worker = c.per_s / self.workers as f64;
+                let want = if *bytes {
+                    per_worker / size as f64
+                } else {
+                    per_worker
+                };
+                n = ((want * 0.002) as usize).clamp(1, per_call);
+                let tokens = if *bytes { (n * size) as u64 } else { n as u64 };
+                if !w.pace(c, tokens) {
+                    break;
+                }
+            }
+            let now = time::mono_ns();
+            let mut q = 0;
+            while q < n {
+                match tx.next_free() {
+                    Some(f) => {
+                        t.stamp(f, seq, now);
+                        tx.queue(len);
+                        seq += 1;
+                        q += 1;
+                    }
+                    None if q > 0 => break,
+                    None => {
+                        // The ring is full: wait for frames in flight (100 ms at most).
+                        if let Err(e) = tx.flush(true) {
+                            if e != Errno::EAGAIN && e != Errno::EINTR {
+                                count_err(w, e);
+                            }
+                        }
+                        if !w.running() {
+                            break;
+                        }
+                        if tx.next_free().is_none() {
+                            std::thread::yield_now();
+                        }
+                    }
+                }
+            }
+            if q == 0 {
+                continue;
+            }
+            if let Err(e) = tx.flush(false) {
+                if e != Errno::EAGAIN {
+                    count_err(w, e);
+                }
+            }
+            // What the target answers (ICMP port unreachable: ECONNREFUSED) lands on the
+            // UDP socket whose port the frames carry.
+            if let Ok(Some(e)) = s.take_error() {
+                count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+            }
+            w.add(0, q as u64);
+            w.add(BYTES, (q * size) as u64);
+        }
+        // What is still marked goes before the ring is unmapped.
+        let _ = tx.flush(true);
+        drop(s);
+        Ok(())
+    }
+
     /// Takes the echo replies that have arrived; records their round trips.
     fn drain_echo(
         &self,
@@ -739,9 +912,9 @@ impl NetFlood {
             while conns.len() < *connections && w.running() {
                 match TcpStream::connect_timeout(&target, Duration::from_millis(500)) {
                     Ok(c) => {
+                        // No SO_SNDBUF: setting it turns the kernel's autotuning off
+                        // (tcp_wmem), which measured slower.
                         let _ = c.set_write_timeout(Some(Duration::from_millis(100)));
-                        let s = socket2::SockRef::from(&c);
-                        let _ = s.set_send_buffer_size(8 << 20);
                         conns.push(c);
                     }
                     Err(e) => {
@@ -958,6 +1131,8 @@ impl Stressor for NetFlood {
                 gso,
                 gso_note,
                 allow_broadcast,
+                links,
+                ..
             } => {
                 m.insert("mode".into(), "send".into());
                 m.insert("targets".into(), list(targets));
@@ -978,6 +1153,27 @@ impl Stressor for NetFlood {
                     m.insert("gso_note".into(), n.clone().into());
                 }
                 m.insert("allow_broadcast".into(), (*allow_broadcast).into());
+                if !links.is_empty() {
+                    let mac = |m: &[u8; 6]| {
+                        m.iter()
+                            .map(|b| format!("{b:02x}"))
+                            .collect::<Vec<_>>()
+                            .join(":")
+                    };
+                    let v: Vec<Value> = links
+                        .iter()
+                        .map(|l| {
+                            let mut o = Map::new();
+                            o.insert("interface".into(), l.ifname.clone().into());
+                            o.insert("source".into(), l.src_ip.to_string().into());
+                            o.insert("next_hop".into(), l.next_hop.to_string().into());
+                            o.insert("next_hop_mac".into(), mac(&l.dst_mac).into());
+                            o.insert("mtu".into(), l.mtu.into());
+                            Value::Object(o)
+                        })
+                        .collect();
+                    m.insert("packet_paths".into(), v.into());
+                }
             }
             Plan::Sink { listen, proto } => {
                 m.insert("mode".into(), "sink".into());
@@ -995,6 +1191,7 @@ impl Stressor for NetFlood {
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {
         match &self.plan {
+            Plan::Send { links, .. } if !links.is_empty() => self.send_packet(w),
             Plan::Send {
                 proto: Proto::Udp, ..
             } => self.send_udp(w),
@@ -1097,6 +1294,17 @@ impl NetFlood {
             | Plan::Sink {
                 proto: Proto::Tcp, ..
             } => "tcp (large writes, Nagle on)",
+            Plan::Send {
+                links,
+                qdisc_bypass,
+                ..
+            } if !links.is_empty() => {
+                if *qdisc_bypass {
+                    "AF_PACKET TX ring (TPACKET_V2, qdisc bypass)"
+                } else {
+                    "AF_PACKET TX ring (TPACKET_V2, through the qdisc)"
+                }
+            }
             Plan::Send { gso, .. } if *gso > 1 && sys::UDP_BATCHES => "sendmmsg + UDP GSO",
             _ if sys::UDP_BATCHES => match &self.plan {
                 Plan::Send { .. } => "sendmmsg",
