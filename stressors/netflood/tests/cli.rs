@@ -145,30 +145,23 @@ fn the_rate_cap_holds_in_datagrams_and_in_bits() {
     let sink = start("sink", &["--listen", &addr, "-w", "1", "-t", "8", "-q"], 1);
     let out = bin().run(
         &[
-            "send", "--to", &addr, "--size", "256", "--rate", "50k/s", "-t", "3", "--json", "-q",
+            "send", "--to", &addr, "--size", "256", "--rate", "10k/s", "-t", "3", "--json", "-q",
         ],
         T,
     );
+    // Rates a loaded two-core machine (or qemu-user) still reaches: a shortfall would be the
+    // machine's, not the cap's.
     let got = out.json()["rates"]["ops"].as_f64().unwrap();
-    assert!((got - 5e4).abs() / 5e4 <= 0.03, "{got}/s for 50k/s");
+    assert!((got - 1e4).abs() / 1e4 <= 0.03, "{got}/s for 10k/s");
     let out = bin().run(
         &[
-            "send",
-            "--to",
-            &addr,
-            "--size",
-            "1000",
-            "--rate",
-            "200Mbit/s",
-            "-t",
-            "3",
-            "--json",
+            "send", "--to", &addr, "--size", "1000", "--rate", "40Mbit/s", "-t", "3", "--json",
             "-q",
         ],
         T,
     );
     let got = out.json()["rates"]["bytes"].as_f64().unwrap() * 8.0;
-    assert!((got - 2e8).abs() / 2e8 <= 0.03, "{got} bit/s for 200Mbit/s");
+    assert!((got - 4e7).abs() / 4e7 <= 0.03, "{got} bit/s for 40Mbit/s");
     drop(sink);
 }
 
@@ -454,15 +447,15 @@ fn is_root() -> bool {
 fn the_packet_engine_carries_a_flood_across_a_veth_pair() {
     let _turn = take_turn();
     if bin().emulated() {
-        eprintln!("SKIP: namespaces are tested with the native binary");
+        common::testkit::skip("namespaces are tested with the native binary");
         return;
     }
     if !is_root() {
-        eprintln!("SKIP: the packet engine needs CAP_NET_RAW and namespaces need root");
+        common::testkit::skip("the packet engine needs CAP_NET_RAW and namespaces need root");
         return;
     }
     let Some(ns) = Netns::new() else {
-        eprintln!("SKIP: cannot make network namespaces here (needs root and iproute2)");
+        common::testkit::skip("cannot make network namespaces here (needs root and iproute2)");
         return;
     };
     let exe = bin().exe.to_str().unwrap().to_string();
@@ -576,7 +569,7 @@ fn the_packet_engine_carries_a_flood_across_a_veth_pair() {
 fn the_packet_engine_floods_ipv6_loopback() {
     let _turn = take_turn();
     if !is_root() {
-        eprintln!("SKIP: the packet engine needs CAP_NET_RAW (run as root)");
+        common::testkit::skip("the packet engine needs CAP_NET_RAW (run as root)");
         return;
     }
     let p = port();
@@ -594,10 +587,10 @@ fn the_packet_engine_floods_ipv6_loopback() {
         T,
     );
     if bin().emulated() && out.code == Some(2) {
-        eprintln!(
-            "SKIP: qemu-user cannot run the packet engine here: {}",
+        common::testkit::skip(&format!(
+            "qemu-user cannot run the packet engine here: {}",
             out.stderr.trim()
-        );
+        ));
         return;
     }
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -684,7 +677,7 @@ fn the_packet_engine_refuses_what_it_cannot_do_with_exit_2() {
     }
     // Without CAP_NET_RAW (dropped from the bounding set, so even root has none).
     if bin().emulated() || Command::new("setpriv").arg("--help").output().is_err() {
-        eprintln!("SKIP: the CAP_NET_RAW refusal is tested natively with setpriv");
+        common::testkit::skip("the CAP_NET_RAW refusal is tested natively with setpriv");
         return;
     }
     let exe = bin().exe.to_str().unwrap().to_string();
