@@ -179,6 +179,16 @@ pub fn io_pressure_us() -> Option<(u64, u64)> {
     None
 }
 
+/// No PSI on illumos.
+pub fn pressure_us(_resource: &str) -> Option<(u64, Option<u64>)> {
+    None
+}
+
+/// Not read on illumos (microstate accounting would have it: prusage's pr_wtime).
+pub fn run_queue_wait_ns() -> Option<u64> {
+    None
+}
+
 /// No io_uring on illumos: the psync engine runs instead.
 pub struct Ring;
 

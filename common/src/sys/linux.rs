@@ -562,6 +562,31 @@ pub fn io_pressure_us() -> Option<(u64, u64)> {
     Some((total("some")?, total("full").unwrap_or(0)))
 }
 
+/// Microseconds that some (and, where the kernel counts it, all) non-idle tasks were stalled
+/// on `resource` (`cpu`, `memory` or `io`) since boot: /proc/pressure/<resource> (Linux
+/// 4.20+ with PSI on). `full` is None where the file has no `full` line (cpu before 5.13).
+pub fn pressure_us(resource: &str) -> Option<(u64, Option<u64>)> {
+    let text = fs::read_to_string(format!("/proc/pressure/{resource}")).ok()?;
+    let total = |kind: &str| {
+        text.lines()
+            .find(|l| l.starts_with(kind))?
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("total="))?
+            .parse::<u64>()
+            .ok()
+    };
+    Some((total("some")?, total("full")))
+}
+
+/// Nanoseconds this thread has spent runnable but waiting for a CPU (on a run queue) since
+/// it started: the second field of /proc/thread-self/schedstat (kernels with schedstats).
+pub fn run_queue_wait_ns() -> Option<u64> {
+    let s = fs::read_to_string("/proc/thread-self/schedstat")
+        .or_else(|_| fs::read_to_string("/proc/self/schedstat"))
+        .ok()?;
+    s.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// io_uring (Linux 5.1+; reads and writes 5.6+), through the pure-Rust io-uring crate.
 pub struct Ring {
     ring: io_uring::IoUring,

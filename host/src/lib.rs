@@ -1,0 +1,757 @@
+//! `misbehave-host`: tools for the operator's machine (not shipped into guests, not
+//! size-bound). `compare` reads sets of `probe` reports, a baseline and one per stress test,
+//! and computes the isolation paper's table: per stress test and per kind of work, the
+//! percent degradation of the well-behaved guests (mean and worst) and of the misbehaving
+//! one, `DNR` where a guest reported nothing or its run failed.
+//!
+//! Degradation of guest `h` in test `T` against the baseline `B`, per kind of work:
+//! - within-SLO ("good") share `G = good / offered`: `(G_B - G_T) / G_B * 100`;
+//! - p99 latency `P`: `(P_T - P_B) / P_B * 100`.
+//!
+//! A positive number is a loss; a negative one means the guest did better than in the
+//! baseline (noise, usually). Good = the mean over the well-behaved guests that reported,
+//! worst = the largest of them; Bad = the misbehaving guest's own.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+/// The schema of `compare --format json`.
+pub const SCHEMA: &str = "misbehave.compare/1";
+
+/// What compare needs of one probe report: per kind of work, the good share and the p99.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeRun {
+    pub path: PathBuf,
+    pub started_at: String,
+    /// `outcome` is `failed`: the run counts as DNR.
+    pub failed: bool,
+    /// kind -> (good share in percent, p99 in microseconds)
+    pub kinds: BTreeMap<String, (Option<f64>, Option<f64>)>,
+}
+
+/// Reads a report; Ok(None) when it is JSON of another tool (a bomb's report beside the
+/// probe's), Err when it is not a misbehave report at all.
+pub fn read_report(path: &Path) -> Result<Option<ProbeRun>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON ({e})", path.display()))?;
+    parse_report(path, &v)
+}
+
+/// The part of [`read_report`] after the JSON.
+pub fn parse_report(path: &Path, v: &Value) -> Result<Option<ProbeRun>, String> {
+    let schema = v["schema"].as_str().unwrap_or("");
+    if !schema.starts_with("misbehave.report/") {
+        return Err(format!("{}: not a misbehave report", path.display()));
+    }
+    if schema != common::report::SCHEMA {
+        return Err(format!(
+            "{}: schema {schema}, this compare reads {}",
+            path.display(),
+            common::report::SCHEMA
+        ));
+    }
+    if v["tool"] != <probe::Probe as common::Stressor>::NAME {
+        return Ok(None);
+    }
+    let mut kinds = BTreeMap::new();
+    for k in v["details"]["kinds"].as_array().into_iter().flatten() {
+        let Some(name) = k["kind"].as_str() else {
+            continue;
+        };
+        let good = match (k["good"].as_f64(), k["offered"].as_f64()) {
+            (Some(g), Some(o)) if o > 0.0 => Some(100.0 * g / o),
+            _ => k["good_pct"].as_f64(),
+        };
+        let p99 = k["p99_us"]
+            .as_f64()
+            .or_else(|| v["latency"][name]["p99_us"].as_f64());
+        kinds.insert(name.to_string(), (good, p99));
+    }
+    Ok(Some(ProbeRun {
+        path: path.to_path_buf(),
+        started_at: v["started_at"].as_str().unwrap_or("").to_string(),
+        failed: v["outcome"] == "failed",
+        kinds,
+    }))
+}
+
+/// Every report, by set and host.
+#[derive(Debug, Default)]
+pub struct Results {
+    /// set -> host -> the newest probe run of that host in that set
+    pub sets: BTreeMap<String, BTreeMap<String, ProbeRun>>,
+    /// set -> the misbehaving host named by a `BAD` file in the set's directory
+    pub bad_files: BTreeMap<String, String>,
+    /// Every host seen in any set (a host missing from a set is DNR there).
+    pub hosts: BTreeSet<String>,
+    /// What a person should know (files skipped, several runs of one host).
+    pub notes: Vec<String>,
+}
+
+impl Results {
+    /// Adds one run of `host` in `set`; the newest (by `started_at`) wins.
+    pub fn add(&mut self, set: &str, host: &str, run: ProbeRun) {
+        self.hosts.insert(host.to_string());
+        let hosts = self.sets.entry(set.to_string()).or_default();
+        match hosts.get(host) {
+            Some(old) => {
+                self.notes.push(format!(
+                    "{set}/{host}: several probe reports, the newest is used ({} over {})",
+                    if run.started_at > old.started_at {
+                        &run.path
+                    } else {
+                        &old.path
+                    }
+                    .display(),
+                    if run.started_at > old.started_at {
+                        &old.path
+                    } else {
+                        &run.path
+                    }
+                    .display(),
+                ));
+                if run.started_at > old.started_at {
+                    hosts.insert(host.to_string(), run);
+                }
+            }
+            None => {
+                hosts.insert(host.to_string(), run);
+            }
+        }
+    }
+
+    /// Makes a set known even when no host reported in it (every guest is DNR there).
+    pub fn touch(&mut self, set: &str) {
+        self.sets.entry(set.to_string()).or_default();
+    }
+
+    /// Reads a results directory: `DIR/<set>/<host>/*.json` (any depth below the host),
+    /// and `DIR/<set>/BAD` naming the misbehaving host of that set.
+    pub fn read_dir(&mut self, dir: &Path) -> Result<(), String> {
+        let sets = sorted_entries(dir)?;
+        for set_dir in sets.into_iter().filter(|p| p.is_dir()) {
+            let set = file_name(&set_dir);
+            self.touch(&set);
+            let bad = set_dir.join("BAD");
+            if bad.is_file() {
+                let name = std::fs::read_to_string(&bad)
+                    .map_err(|e| format!("{}: {e}", bad.display()))?
+                    .trim()
+                    .to_string();
+                if !name.is_empty() {
+                    self.hosts.insert(name.clone());
+                    self.bad_files.insert(set.clone(), name);
+                }
+            }
+            for host_dir in sorted_entries(&set_dir)?.into_iter().filter(|p| p.is_dir()) {
+                let host = file_name(&host_dir);
+                self.hosts.insert(host.clone());
+                let mut files = Vec::new();
+                json_files(&host_dir, &mut files, 0)?;
+                for f in files {
+                    match read_report(&f) {
+                        Ok(Some(run)) => self.add(&set, &host, run),
+                        Ok(None) => {}
+                        Err(e) => self.notes.push(format!("skipped {e}")),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !file_name(p).starts_with('.'))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn json_files(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) -> Result<(), String> {
+    if depth > 4 {
+        return Ok(());
+    }
+    for p in sorted_entries(dir)? {
+        if p.is_dir() {
+            json_files(&p, out, depth + 1)?;
+        } else if p.extension().is_some_and(|e| e == "json") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// The paper's stress tests, in its table's order: set names that mean each (our binaries'
+/// names and short ones) and the row label.
+pub const PAPER_TESTS: [(&[&str], &str); 6] = [
+    (&["memory", "mem", "membomb"], "Memory"),
+    (&["fork", "forkbomb"], "Fork"),
+    (&["cpu", "cpubomb"], "CPU"),
+    (&["disk", "diskthrash"], "Disk intensive"),
+    (
+        &["net-send", "netflood-send", "send"],
+        "Network, server transmits",
+    ),
+    (
+        &["net-recv", "net-sink", "netflood-sink", "sink", "recv"],
+        "Network, server receives",
+    ),
+];
+
+/// The row label of a set and its place in the table.
+pub fn test_label(set: &str) -> (usize, String) {
+    let s = set.to_ascii_lowercase();
+    for (i, (names, label)) in PAPER_TESTS.iter().enumerate() {
+        if names.contains(&s.as_str()) {
+            return (i, label.to_string());
+        }
+    }
+    (PAPER_TESTS.len(), set.to_string())
+}
+
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// The within-SLO share (the paper's "good responses").
+    Good,
+    /// p99 latency.
+    P99,
+}
+
+impl Measure {
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::Good => "good_share",
+            Measure::P99 => "p99_latency",
+        }
+    }
+    pub fn title(self) -> &'static str {
+        match self {
+            Measure::Good => "within-SLO share",
+            Measure::P99 => "p99 latency",
+        }
+    }
+}
+
+/// Percent degradation of `test` against `base` (None when either is missing or the base is
+/// zero).
+pub fn degradation(m: Measure, base: Option<f64>, test: Option<f64>) -> Option<f64> {
+    let (b, t) = (base?, test?);
+    if b <= 0.0 {
+        return None;
+    }
+    Some(match m {
+        Measure::Good => (b - t) / b * 100.0,
+        Measure::P99 => (t - b) / b * 100.0,
+    })
+}
+
+/// Rounded to two decimals, as every output gives it.
+pub fn r2(v: f64) -> f64 {
+    let r = (v * 100.0).round() / 100.0;
+    if r == 0.0 {
+        0.0
+    } else {
+        r
+    }
+}
+
+/// One row of the table: a stress test, a kind of work, a measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub set: String,
+    pub label: String,
+    pub kind: String,
+    pub measure: Measure,
+    pub bad_host: String,
+    /// Mean over the well-behaved guests that reported (None: none did: DNR).
+    pub good_mean: Option<f64>,
+    pub good_worst: Option<f64>,
+    pub good_reported: usize,
+    pub good_hosts: usize,
+    /// The misbehaving guest's own (None: DNR).
+    pub bad: Option<f64>,
+    /// Every guest's degradation (None: DNR).
+    pub per_host: BTreeMap<String, Option<f64>>,
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub baseline: String,
+    pub kinds: Vec<String>,
+    pub rows: Vec<Row>,
+    pub notes: Vec<String>,
+}
+
+/// Computes the table. `bad` names the misbehaving host unless a set's `BAD` file does.
+pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table, String> {
+    let base = res
+        .sets
+        .get(baseline)
+        .ok_or_else(|| format!("no baseline set `{baseline}` (name it with --baseline)"))?;
+    if base.is_empty() {
+        return Err(format!(
+            "the baseline set `{baseline}` holds no probe report"
+        ));
+    }
+    let mut tests: Vec<(usize, String, String)> = res
+        .sets
+        .keys()
+        .filter(|s| s.as_str() != baseline)
+        .map(|s| {
+            let (i, l) = test_label(s);
+            (i, s.clone(), l)
+        })
+        .collect();
+    if tests.is_empty() {
+        return Err("no stress test set beside the baseline".into());
+    }
+    tests.sort();
+    // Kinds in probe's order.
+    let mut kinds: Vec<String> = Vec::new();
+    for w in probe::WORKS {
+        if base.values().any(|r| r.kinds.contains_key(w.name())) {
+            kinds.push(w.name().to_string());
+        }
+    }
+    let mut rows = Vec::new();
+    let mut notes = res.notes.clone();
+    for (_, set, label) in &tests {
+        let bad_host = match (res.bad_files.get(set), bad) {
+            (Some(b), _) => b.clone(),
+            (None, Some(b)) => b.to_string(),
+            (None, None) => {
+                return Err(format!(
+                "which guest misbehaved in `{set}`? Give --bad HOST or put its name in {set}/BAD"
+            ))
+            }
+        };
+        let runs = &res.sets[set];
+        for kind in &kinds {
+            for m in [Measure::Good, Measure::P99] {
+                let value = |r: &ProbeRun| {
+                    r.kinds.get(kind).and_then(|&(g, p)| match m {
+                        Measure::Good => g,
+                        Measure::P99 => p,
+                    })
+                };
+                let mut per_host = BTreeMap::new();
+                for h in &res.hosts {
+                    let b = base.get(h).filter(|r| !r.failed).and_then(value);
+                    let t = runs.get(h).filter(|r| !r.failed).and_then(value);
+                    per_host.insert(h.clone(), degradation(m, b, t));
+                }
+                let good: Vec<f64> = per_host
+                    .iter()
+                    .filter(|(h, _)| **h != bad_host)
+                    .filter_map(|(_, v)| *v)
+                    .collect();
+                let good_hosts = res.hosts.iter().filter(|h| **h != bad_host).count();
+                rows.push(Row {
+                    set: set.clone(),
+                    label: label.clone(),
+                    kind: kind.clone(),
+                    measure: m,
+                    bad_host: bad_host.clone(),
+                    good_mean: (!good.is_empty())
+                        .then(|| good.iter().sum::<f64>() / good.len() as f64),
+                    good_worst: good.iter().copied().reduce(f64::max),
+                    good_reported: good.len(),
+                    good_hosts,
+                    bad: per_host.get(&bad_host).copied().flatten(),
+                    per_host,
+                });
+            }
+        }
+        for h in &res.hosts {
+            if !runs.contains_key(h) {
+                notes.push(format!("{set}: no probe report from {h} (DNR)"));
+            } else if runs[h].failed {
+                notes.push(format!("{set}: the probe run of {h} failed (DNR)"));
+            }
+            if !base.contains_key(h) && set == &tests[0].1 {
+                notes.push(format!(
+                    "{baseline}: no baseline from {h}: nothing to compare it with (DNR)"
+                ));
+            }
+        }
+    }
+    Ok(Table {
+        baseline: baseline.to_string(),
+        kinds,
+        rows,
+        notes,
+    })
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or("DNR".to_string(), |v| format!("{:.2}", r2(v)))
+}
+
+impl Table {
+    fn row(&self, set: &str, kind: &str, m: Measure) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.set == set && r.kind == kind && r.measure == m)
+    }
+
+    /// The stress tests in table order: (set, label).
+    pub fn tests(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = Vec::new();
+        for r in &self.rows {
+            if !v.iter().any(|(s, _)| *s == r.set) {
+                v.push((r.set.clone(), r.label.clone()));
+            }
+        }
+        v
+    }
+
+    /// Markdown: one table per kind of work, the paper's layout (a row per stress test,
+    /// Good beside Bad), for the good share and for p99 latency.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "# Percent degradation against the baseline (`{}`)\n",
+            self.baseline
+        );
+        let _ = writeln!(
+            s,
+            "Good = mean over the well-behaved guests (worst: the largest), Bad = the misbehaving \
+             guest, DNR = did not report (no report, or the run failed). Within-SLO share: \
+             (base - test) / base; p99 latency: (test - base) / base; in percent.\n"
+        );
+        for kind in &self.kinds {
+            let _ = writeln!(s, "## {kind} work\n");
+            let _ = writeln!(
+                s,
+                "| stress test | misbehaving | good share: Good | Good (worst) | Bad | p99: Good | Good (worst) | Bad |"
+            );
+            let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|");
+            for (set, label) in self.tests() {
+                let (Some(g), Some(p)) = (
+                    self.row(&set, kind, Measure::Good),
+                    self.row(&set, kind, Measure::P99),
+                ) else {
+                    continue;
+                };
+                let good = |r: &Row| {
+                    let c = cell(r.good_mean);
+                    if r.good_mean.is_some() && r.good_reported < r.good_hosts {
+                        format!("{c} ({} of {})", r.good_reported, r.good_hosts)
+                    } else {
+                        c
+                    }
+                };
+                let _ = writeln!(
+                    s,
+                    "| {label} | {} | {} | {} | {} | {} | {} | {} |",
+                    g.bad_host,
+                    good(g),
+                    cell(g.good_worst),
+                    cell(g.bad),
+                    good(p),
+                    cell(p.good_worst),
+                    cell(p.bad)
+                );
+            }
+            s.push('\n');
+        }
+        if !self.notes.is_empty() {
+            s.push_str("Notes:\n\n");
+            for n in &self.notes {
+                let _ = writeln!(s, "- {n}");
+            }
+        }
+        s
+    }
+
+    /// CSV: one line per stress test, kind and measure; DNR spelled out.
+    pub fn csv(&self) -> String {
+        let mut s = String::from(
+            "test,label,kind,measure,misbehaving,good_mean_pct,good_worst_pct,bad_pct,good_reported,good_hosts\n",
+        );
+        let q = |t: &str| {
+            if t.contains([',', '"', '\n']) {
+                format!("\"{}\"", t.replace('"', "\"\""))
+            } else {
+                t.to_string()
+            }
+        };
+        for r in &self.rows {
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{},{},{},{},{}",
+                q(&r.set),
+                q(&r.label),
+                q(&r.kind),
+                r.measure.name(),
+                q(&r.bad_host),
+                cell(r.good_mean),
+                cell(r.good_worst),
+                cell(r.bad),
+                r.good_reported,
+                r.good_hosts
+            );
+        }
+        s
+    }
+
+    /// JSON (`misbehave.compare/1`): null where the paper says DNR.
+    pub fn json(&self) -> Value {
+        let n = |v: Option<f64>| v.map_or(Value::Null, |v| json!(r2(v)));
+        json!({
+            "schema": SCHEMA,
+            "baseline": self.baseline,
+            "kinds": self.kinds,
+            "rows": self.rows.iter().map(|r| json!({
+                "test": r.set,
+                "label": r.label,
+                "kind": r.kind,
+                "measure": r.measure.name(),
+                "misbehaving": r.bad_host,
+                "good_mean_pct": n(r.good_mean),
+                "good_worst_pct": n(r.good_worst),
+                "bad_pct": n(r.bad),
+                "good_reported": r.good_reported,
+                "good_hosts": r.good_hosts,
+                "per_host_pct": r.per_host.iter().map(|(h, v)| (h.clone(), n(*v))).collect::<serde_json::Map<_, _>>(),
+            })).collect::<Vec<_>>(),
+            "notes": self.notes,
+        })
+    }
+
+    /// An SVG chart: for each measure a panel, for each stress test a group, for each kind
+    /// of work a pair of bars, Good (solid) beside Bad (light, outlined); DNR written where
+    /// a bar would be. The good share is on a linear scale; p99 latency on a signed log
+    /// scale (it grows by thousands of percent).
+    pub fn svg(&self) -> String {
+        const COLOURS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+        let tests = self.tests();
+        let (bar, pair_gap, group_gap, left, panel_h, top) = (16.0, 8.0, 36.0, 90.0, 240.0, 90.0);
+        let group_w = self.kinds.len() as f64 * (2.0 * bar + pair_gap) + group_gap;
+        let width = (left + 30.0 + tests.len() as f64 * group_w).max(640.0);
+        let label_h = 60.0;
+        let height = top + 2.0 * (panel_h + label_h + 40.0);
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"##
+        );
+        let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
+        let _ = writeln!(
+            s,
+            r##"<text x="{left}" y="24" font-size="16" font-weight="bold">Percent degradation against the baseline ({})</text>"##,
+            esc(&self.baseline)
+        );
+        // Legend.
+        let mut x = left;
+        for (i, k) in self.kinds.iter().enumerate() {
+            let c = COLOURS[i % COLOURS.len()];
+            let _ = writeln!(
+                s,
+                r##"<rect x="{x}" y="40" width="12" height="12" fill="{c}"/><rect x="{}" y="40" width="12" height="12" fill="{c}" fill-opacity="0.35" stroke="{c}"/><text x="{}" y="51">{}</text>"##,
+                x + 14.0,
+                x + 30.0,
+                esc(k)
+            );
+            x += 90.0;
+        }
+        let _ = writeln!(
+            s,
+            r##"<text x="{left}" y="72">solid: Good (mean of the well-behaved guests) · light: Bad (the misbehaving guest) · DNR: did not report</text>"##
+        );
+        for (p, m) in [Measure::Good, Measure::P99].into_iter().enumerate() {
+            let y0 = top + p as f64 * (panel_h + label_h + 40.0) + 20.0;
+            let vals: Vec<f64> = self
+                .rows
+                .iter()
+                .filter(|r| r.measure == m)
+                .flat_map(|r| [r.good_mean, r.bad])
+                .flatten()
+                .collect();
+            // Value to a height fraction on the panel's scale.
+            let f = |v: f64| match m {
+                Measure::Good => v,
+                Measure::P99 => v.signum() * (1.0 + v.abs()).log10(),
+            };
+            let hi = vals.iter().map(|v| f(*v)).fold(
+                match m {
+                    Measure::Good => 10.0,
+                    Measure::P99 => 2.0,
+                },
+                f64::max,
+            );
+            let lo = vals.iter().map(|v| f(*v)).fold(0.0, f64::min);
+            let (hi, lo) = match m {
+                Measure::Good => ((hi / 10.0).ceil() * 10.0, (lo / 10.0).floor() * 10.0),
+                Measure::P99 => (hi.ceil(), lo.floor()),
+            };
+            let ypos = |v: f64| y0 + panel_h * (hi - f(v)) / (hi - lo);
+            let zero = ypos(0.0);
+            let _ = writeln!(
+                s,
+                r##"<text x="{left}" y="{}" font-size="14" font-weight="bold">{} (percent degradation{})</text>"##,
+                y0 - 8.0,
+                m.title(),
+                if m == Measure::P99 { ", log scale" } else { "" }
+            );
+            // Grid and ticks.
+            let ticks: Vec<f64> = match m {
+                Measure::Good => {
+                    let step = ((hi - lo) / 5.0 / 10.0).ceil() * 10.0;
+                    let mut t = Vec::new();
+                    let mut v = lo;
+                    while v <= hi + 1e-9 {
+                        t.push(v);
+                        v += step.max(10.0);
+                    }
+                    t
+                }
+                Measure::P99 => (lo as i32..=hi as i32)
+                    .map(|e| {
+                        if e == 0 {
+                            0.0
+                        } else {
+                            (e.signum() as f64) * (10f64.powi(e.abs()) - 1.0)
+                        }
+                    })
+                    .collect(),
+            };
+            for t in ticks {
+                let y = ypos(t);
+                let shown = match m {
+                    Measure::P99 if t != 0.0 => format!("{}", (t.abs() + 1.0).round() * t.signum()),
+                    _ => format!("{t}"),
+                };
+                let _ = writeln!(
+                    s,
+                    r##"<line x1="{left}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#dddddd"/><text x="{}" y="{:.1}" text-anchor="end">{shown}%</text>"##,
+                    width - 20.0,
+                    left - 6.0,
+                    y + 4.0
+                );
+            }
+            let _ = writeln!(
+                s,
+                r##"<line x1="{left}" x2="{}" y1="{zero:.1}" y2="{zero:.1}" stroke="#000000"/>"##,
+                width - 20.0
+            );
+            for (g, (set, label)) in tests.iter().enumerate() {
+                let gx = left + 10.0 + g as f64 * group_w;
+                for (i, kind) in self.kinds.iter().enumerate() {
+                    let Some(r) = self.row(set, kind, m) else {
+                        continue;
+                    };
+                    let c = COLOURS[i % COLOURS.len()];
+                    let kx = gx + i as f64 * (2.0 * bar + pair_gap);
+                    for (j, v) in [r.good_mean, r.bad].into_iter().enumerate() {
+                        let bx = kx + j as f64 * bar;
+                        let style = if j == 0 {
+                            format!(r##"fill="{c}""##)
+                        } else {
+                            format!(r##"fill="{c}" fill-opacity="0.35" stroke="{c}""##)
+                        };
+                        match v {
+                            Some(v) => {
+                                let y = ypos(v);
+                                let (yt, h) = if y < zero {
+                                    (y, zero - y)
+                                } else {
+                                    (zero, y - zero)
+                                };
+                                let _ = writeln!(
+                                    s,
+                                    r##"<rect x="{bx:.1}" y="{yt:.1}" width="{}" height="{:.1}" {style}><title>{} · {} · {}: {:.2}%</title></rect>"##,
+                                    bar - 2.0,
+                                    h.max(1.0),
+                                    esc(label),
+                                    esc(kind),
+                                    if j == 0 { "Good" } else { "Bad" },
+                                    r2(v)
+                                );
+                            }
+                            None => {
+                                let _ = writeln!(
+                                    s,
+                                    r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#555555" transform="rotate(-90 {:.1} {:.1})">DNR</text>"##,
+                                    bx + bar / 2.0 + 3.0,
+                                    zero - 4.0,
+                                    bx + bar / 2.0 + 3.0,
+                                    zero - 4.0
+                                );
+                            }
+                        }
+                    }
+                }
+                let cx = gx + (group_w - group_gap) / 2.0;
+                let ly = y0 + panel_h + 16.0;
+                let _ = writeln!(
+                    s,
+                    r##"<text x="{cx:.1}" y="{ly:.1}" text-anchor="middle">{}</text>"##,
+                    esc(label)
+                );
+            }
+        }
+        s.push_str("</svg>\n");
+        s
+    }
+}
+
+/// Text for XML.
+pub fn esc(t: &str) -> String {
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degradation_is_a_loss_in_percent() {
+        assert_eq!(
+            degradation(Measure::Good, Some(100.0), Some(90.0)),
+            Some(10.0)
+        );
+        assert_eq!(
+            degradation(Measure::Good, Some(80.0), Some(80.0)),
+            Some(0.0)
+        );
+        assert_eq!(
+            degradation(Measure::P99, Some(100.0), Some(350.0)),
+            Some(250.0)
+        );
+        assert_eq!(degradation(Measure::P99, Some(100.0), None), None);
+        assert_eq!(degradation(Measure::Good, Some(0.0), Some(1.0)), None);
+    }
+
+    #[test]
+    fn sets_are_ordered_as_the_paper() {
+        assert_eq!(test_label("membomb"), (0, "Memory".into()));
+        assert_eq!(test_label("netflood-sink").1, "Network, server receives");
+        assert_eq!(test_label("mine"), (6, "mine".into()));
+    }
+
+    #[test]
+    fn xml_is_escaped() {
+        assert_eq!(esc("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+    }
+}

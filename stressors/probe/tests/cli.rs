@@ -1,0 +1,268 @@
+//! probe driven as users drive it: the real binary, the JSON report, a stall injected from
+//! outside, round trips to a real `netflood echo` on loopback. Runs are short; the disk
+//! work runs in a temporary directory (and leaves nothing there); traffic stays on 127.0.0.1.
+
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use common::testkit::{live_tagged, take_turn, wait_for_live, Bin, TempDir};
+use serde_json::Value;
+
+fn bin() -> Bin {
+    Bin::new("probe", env!("CARGO_BIN_EXE_probe"))
+}
+
+/// netflood from the same place as probe (dist/ under scripts/test, else cargo's build
+/// beside probe's: `cargo test --workspace` builds both).
+fn netflood() -> Bin {
+    let beside = std::path::Path::new(env!("CARGO_BIN_EXE_probe")).with_file_name("netflood");
+    Bin::new("netflood", beside.to_str().unwrap())
+}
+
+const T: Duration = Duration::from_secs(60);
+
+fn port() -> u16 {
+    static N: AtomicU16 = AtomicU16::new(0);
+    41000 + (std::process::id() % 500) as u16 * 8 + N.fetch_add(1, Ordering::SeqCst)
+}
+
+/// The run-level record of one kind (`details.kinds[]`).
+fn kind<'a>(r: &'a Value, k: &str) -> &'a Value {
+    r["details"]["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == k)
+        .unwrap_or_else(|| panic!("no kind {k} in {}", r["details"]))
+}
+
+/// The per-second rows of one kind (`details.per_second[]`).
+fn seconds<'a>(r: &'a Value, k: &str) -> Vec<&'a Value> {
+    r["details"]["per_second"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["kind"] == k)
+        .collect()
+}
+
+#[test]
+fn holds_its_offered_rate_for_every_kind_and_leaves_nothing() {
+    let _turn = take_turn();
+    let dir = TempDir::new("probe-rate");
+    let d = dir.path.to_str().unwrap().to_string();
+    let out = bin().run(
+        &[
+            "-t",
+            "3",
+            "--work",
+            "cpu,mem,disk",
+            "--rate",
+            "200/s",
+            "--rate",
+            "disk=50/s",
+            "--mem-size",
+            "16M",
+            "--file-size",
+            "4M",
+            "--dir",
+            &d,
+            "--json",
+            "-q",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["tool"], "probe");
+    assert_eq!(r["outcome"], "completed");
+    assert_eq!(r["workers"]["started"], 4, "3 kinds and the monitor");
+    let stress = r["stress_s"].as_f64().unwrap();
+    for (k, rate) in [("cpu", 200.0), ("mem", 200.0), ("disk", 50.0)] {
+        let x = kind(&r, k);
+        assert_eq!(x["rate_per_s"], rate);
+        let offered = x["offered"].as_f64().unwrap();
+        let done = x["completed"].as_f64().unwrap();
+        // Open loop: what was offered is the schedule (rate x time, less the setup before a
+        // worker's first operation), and what was done is within a few percent of it.
+        assert!(
+            offered <= rate * stress + 1.0 && offered >= rate * (stress - 1.0),
+            "{k}: offered {offered} in {stress} s"
+        );
+        assert!(done >= 0.95 * offered && done <= offered, "{k}: {x}");
+        assert!(x["good"].as_u64().unwrap() <= done as u64);
+        assert!(x["p50_us"].as_f64().unwrap() > 0.0, "{x}");
+        assert!(x["p99_us"].as_f64().unwrap() >= x["p50_us"].as_f64().unwrap());
+        assert_eq!(r["latency"][k]["count"].as_f64().unwrap(), done);
+        assert_eq!(r["totals"][format!("{k}_ops")].as_f64().unwrap(), done);
+        // Per second: the offered rate, the achieved one near it once the worker runs.
+        let rows = seconds(&r, k);
+        assert_eq!(rows.len(), r["samples"].as_array().unwrap().len());
+        let last = rows.last().unwrap();
+        assert_eq!(last["offered_per_s"], rate);
+        let got = last["achieved_per_s"].as_f64().unwrap();
+        assert!((got - rate).abs() <= 0.05 * rate + 1.0, "{k}: {last}");
+        assert!(last["good_pct"].as_f64().unwrap() <= 100.0);
+        assert!(last["p99_us"].as_f64().is_some() && last["max_us"].as_f64().is_some());
+    }
+    assert!(r["details"]["kinds"].as_array().unwrap().len() == 3);
+    // Net was not asked for: no note about it.
+    assert!(r["details"].get("notes").is_none(), "{}", r["details"]);
+    // Contention signals, one row a second.
+    let sig = r["details"]["signals"].as_array().unwrap();
+    assert_eq!(sig.len(), r["samples"].as_array().unwrap().len());
+    if std::path::Path::new("/proc/self/schedstat").exists() {
+        assert!(sig.iter().all(|s| s["runq_wait_ms"].as_f64().is_some()));
+    }
+    if std::path::Path::new("/proc/pressure/cpu").exists() {
+        assert!(sig.iter().all(|s| s["psi_cpu_some_pct"].as_f64().is_some()));
+    }
+    assert!(sig.iter().all(|s| s["steal_pct"].as_f64().is_some()));
+    assert!(dir.names().is_empty(), "left behind: {:?}", dir.names());
+    assert!(live_tagged(&out.tag).is_empty());
+}
+
+#[test]
+fn a_stall_shows_as_latency_from_the_intended_start_and_a_drop_in_the_good_share() {
+    let _turn = take_turn();
+    // 1000/s natively; under emulation (each operation ~10x dearer) 200/s, so the probe
+    // keeps its schedule outside the stall.
+    let rate = if bin().emulated() { "200/s" } else { "1000/s" };
+    let run = bin().spawn(&["-t", "4", "--work", "cpu", "--rate", rate, "--json", "-q"]);
+    assert!(wait_for_live(&run.tag, 3, T), "probe never started");
+    std::thread::sleep(Duration::from_millis(1300));
+    // Stop every process of the run but the supervisor (it keeps the clock and samples).
+    // 330 ms: the 300 ms the test is about, plus the gap to the next intended start (1 ms
+    // at 1000/s, 5 ms at 200/s), so that an operation due just after the stop began waits
+    // at least 300 ms.
+    let victims: Vec<i32> = live_tagged(&run.tag)
+        .into_iter()
+        .filter(|p| *p != run.pid())
+        .collect();
+    assert!(!victims.is_empty());
+    let t = Instant::now();
+    for p in &victims {
+        // SAFETY: signals to processes of the run this test started.
+        unsafe { libc::kill(*p, libc::SIGSTOP) };
+    }
+    std::thread::sleep(Duration::from_millis(330));
+    for p in &victims {
+        // SAFETY: as above.
+        unsafe { libc::kill(*p, libc::SIGCONT) };
+    }
+    let stopped = t.elapsed();
+    let out = run.wait(T);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = out.json();
+    let rows = seconds(&r, "cpu");
+    let stalled: Vec<&&Value> = rows
+        .iter()
+        .filter(|s| s["max_us"].as_f64().unwrap_or(0.0) >= 300_000.0)
+        .collect();
+    assert!(
+        !stalled.is_empty(),
+        "no second shows the {stopped:?} stop: {rows:#?}"
+    );
+    // The operations that were due while the probe was stopped ran late: that second's good
+    // share drops by about the stop's share of it (SLO 2 ms).
+    for s in &stalled {
+        let good = s["good_pct"].as_f64().unwrap();
+        assert!(good < 90.0, "good share {good} in {s}");
+    }
+    let x = kind(&r, "cpu");
+    assert!(x["max_us"].as_f64().unwrap() >= 300_000.0, "{x}");
+    assert!(x["good_pct"].as_f64().unwrap() < 95.0, "{x}");
+    // Nothing was lost: the late operations ran (open loop), so completed stays near offered.
+    let (o, c) = (
+        x["offered"].as_f64().unwrap(),
+        x["completed"].as_f64().unwrap(),
+    );
+    assert!(c >= 0.95 * o, "{x}");
+}
+
+#[test]
+fn echo_round_trips_on_loopback() {
+    let _turn = take_turn();
+    let addr = format!("127.0.0.1:{}", port());
+    let echo = netflood().spawn(&["echo", "--listen", &addr, "-w", "1", "-t", "30", "-q"]);
+    assert!(wait_for_live(&echo.tag, 3, T), "echo never started");
+    std::thread::sleep(Duration::from_millis(300 + (1000.0 * bin().slack()) as u64));
+    let out = bin().run(
+        &[
+            "-t", "2", "--work", "net", "--echo", &addr, "--rate", "500/s", "--json", "-q",
+        ],
+        T,
+    );
+    echo.signal(libc::SIGTERM);
+    let e = echo.wait(T);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = out.json();
+    let x = kind(&r, "net");
+    assert_eq!(x["lost"], 0, "{x}");
+    let (o, c) = (
+        x["offered"].as_f64().unwrap(),
+        x["completed"].as_f64().unwrap(),
+    );
+    assert!(c >= 0.95 * o && c > 500.0, "{x}");
+    assert!(x["p50_us"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["latency"]["net"]["count"].as_f64().unwrap(), c);
+    assert_eq!(r["params"]["effective"]["echo"], addr.as_str());
+    // The echo reflected every request.
+    assert_eq!(e.code, Some(143), "{}", e.stderr);
+    assert!(live_tagged(&out.tag).is_empty() && live_tagged(&e.tag).is_empty());
+}
+
+#[test]
+fn bad_input_is_refused_with_one_line_and_exit_2() {
+    for args in [
+        &["--work", "gpu"][..],
+        &["--work", ""],
+        &["--work", "net"],
+        &["--rate", "0/s"],
+        &["--rate", "fast"],
+        &["--rate", "gpu=5/s"],
+        &["--rate", "1M/s"],
+        &["--slo", "0"],
+        &["--slo", "soon"],
+        &["--echo", "0.0.0.0:9000"],
+        &["--echo", "127.0.0.1:0"],
+        &["--echo", "nowhere"],
+        &["--work", "disk", "--dir", "/nonexistent/probe"],
+        &["--mem-size", "1"],
+        &["-t", "0"],
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["-q", "--dry-run"]);
+        let out = bin().run(&all, T);
+        assert_eq!(out.code, Some(2), "{args:?}: stderr {}", out.stderr);
+        assert_eq!(
+            out.stderr.trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn the_plan_names_what_runs_and_why_net_does_not() {
+    let out = bin().run(&["--dry-run", "--json", "--slo", "disk=50ms"], T);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let p = out.json();
+    let e = &p["params"]["effective"];
+    let work: Vec<&str> = e["work"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(!work.contains(&"net"), "{e}");
+    assert!(work.contains(&"cpu") && work.contains(&"mem"), "{e}");
+    assert_eq!(e["slo_ms"]["cpu"], 2.0);
+    assert_eq!(e["rate_per_s"]["cpu"], 200.0);
+    assert!(e["notes"][0].as_str().unwrap().contains("--echo"), "{e}");
+    if work.contains(&"disk") {
+        assert_eq!(e["slo_ms"]["disk"], 50.0);
+    }
+}
