@@ -342,6 +342,12 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
             }
         };
         let runs = &res.sets[set];
+        if !res.sets.values().any(|hosts| hosts.contains_key(&bad_host)) {
+            let n = format!("{bad_host} (named as misbehaving) has no probe report in any set");
+            if !notes.contains(&n) {
+                notes.push(n);
+            }
+        }
         for kind in &kinds {
             for m in [Measure::Good, Measure::P99] {
                 let value = |r: &ProbeRun| {

@@ -194,6 +194,14 @@ fn markdown_gives_the_papers_table_with_known_percentages_and_dnr() {
         "{err}"
     );
     assert!(err.contains("several probe reports"), "{err}");
+
+    // A misbehaving guest named wrong: every Bad cell is DNR, and stderr says why.
+    let (code, _, err) = compare(&[dir.path.to_str().unwrap(), "--bad", "b9"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("b9 (named as misbehaving) has no probe report in any set"),
+        "{err}"
+    );
 }
 
 #[test]
