@@ -21,6 +21,16 @@
 //! * `run=PATH,ARG,ARG...` the command: comma separated argv, each piece
 //!   %-decoded (`%2C` is a comma, `%20` a space, `%25` a percent sign).
 //! * `net=0`           skip the network set-up (default `net=1`).
+//! * `ip=A.B.C.D/N`    eth0's address (default 10.0.2.15/24 with a default route via
+//!   10.0.2.2, qemu's user network); with `ip=` no route is added (a guest on a bridge
+//!   talks to its own subnet only, as scripts/isolation-experiment's guests do).
+//! * `also=PATH,ARG...` a second command (same encoding as `run=`), started just before
+//!   the main one in a session of its own, stdout into /tmp (a ramfs), e.g. the bomb beside
+//!   the probe. When the main command ends, init waits up to `also_wait=SECONDS` (default
+//!   10) for it to end on its own, then kills everything left as usual. Its captured stdout
+//!   follows the main report:
+//!   `===MISBEHAVE-ALSO-BEGIN <scenario>===` ... `===MISBEHAVE-ALSO-END <scenario>
+//!   exit=<code|sigN|killed>===`.
 //! * `mount=DEV:DIR:FSTYPE` mount a scratch disk (e.g. `mount=/dev/vda:/mnt:ext4`, the
 //!   virtio-blk disk a cloud VM would have) after the modules are loaded; waits up to 5 s
 //!   for DEV to appear, and unmounts it before the report.
@@ -61,6 +71,7 @@
 use std::ffi::{CStr, CString};
 use std::io::Write;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// Capacity of the captured-stdout buffer, allocated once.
@@ -157,6 +168,12 @@ struct Config {
     mount: Option<(String, String, String)>,
     /// Measure the teardown floor after the command (see `floor=`).
     floor: Option<Floor>,
+    /// eth0's address and prefix length (`ip=`); None: qemu user networking's.
+    ip: Option<([u8; 4], u8)>,
+    /// The command run beside the main one (`also=`).
+    also: Vec<CString>,
+    /// How long to wait for `also` to end once the main command has.
+    also_wait: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -187,6 +204,31 @@ fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
     Ok(v)
 }
 
+/// `run=`/`also=`: comma separated argv, each piece %-decoded.
+fn parse_argv(key: &str, v: &str) -> Result<Vec<CString>, String> {
+    let mut argv = Vec::new();
+    for piece in v.split(',') {
+        let bytes = percent_decode(piece)?;
+        argv.push(CString::new(bytes).map_err(|_| format!("NUL byte in {key}= {v:?}"))?);
+    }
+    if argv[0].as_bytes().is_empty() {
+        return Err(format!("{key}= has an empty program path"));
+    }
+    Ok(argv)
+}
+
+/// `ip=A.B.C.D/N`.
+fn parse_ip(v: &str) -> Result<([u8; 4], u8), String> {
+    let bad = || format!("ip= wants A.B.C.D/N, got {v:?}");
+    let (a, n) = v.split_once('/').ok_or_else(bad)?;
+    let addr: std::net::Ipv4Addr = a.parse().map_err(|_| bad())?;
+    let n: u8 = n.parse().map_err(|_| bad())?;
+    if !(1..=30).contains(&n) {
+        return Err(bad());
+    }
+    Ok((addr.octets(), n))
+}
+
 fn parse_args(args: &[String]) -> Result<Config, String> {
     let mut cfg = Config {
         scenario: "unnamed".into(),
@@ -196,6 +238,9 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
         selftest: None,
         mount: None,
         floor: None,
+        ip: None,
+        also: Vec::new(),
+        also_wait: Duration::from_secs(10),
     };
     for a in args {
         let Some((k, v)) = a.split_once('=') else {
@@ -216,17 +261,16 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
                 }
                 cfg.timeout = Duration::from_secs_f64(t);
             }
-            "run" => {
-                cfg.run.clear();
-                for piece in v.split(',') {
-                    let bytes = percent_decode(piece)?;
-                    cfg.run
-                        .push(CString::new(bytes).map_err(|_| format!("NUL byte in run= {v:?}"))?);
+            "run" => cfg.run = parse_argv(k, v)?,
+            "also" => cfg.also = parse_argv(k, v)?,
+            "also_wait" => {
+                let t: f64 = v.parse().map_err(|_| format!("bad also_wait {v:?}"))?;
+                if !(0.0..3600.0).contains(&t) {
+                    return Err(format!("also_wait out of range: {v}"));
                 }
-                if cfg.run[0].as_bytes().is_empty() {
-                    return Err("run= has an empty program path".into());
-                }
+                cfg.also_wait = Duration::from_secs_f64(t);
             }
+            "ip" => cfg.ip = Some(parse_ip(v)?),
             "net" => cfg.net = v != "0",
             "mount" => {
                 let mut it = v.splitn(3, ':');
@@ -496,7 +540,9 @@ fn if_up(s: &Sock, name: &CStr) -> Result<(), String> {
     )
 }
 
-fn setup_net() -> Result<(), String> {
+fn setup_net(ip: Option<([u8; 4], u8)>) -> Result<(), String> {
+    let (addr, prefix) = ip.unwrap_or(([10, 0, 2, 15], 24));
+    let mask = (u32::MAX << (32 - u32::from(prefix))).to_be_bytes();
     // SAFETY: plain socket(2).
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -518,7 +564,7 @@ fn setup_net() -> Result<(), String> {
         return Ok(());
     }
     let mut r = ifreq(eth0);
-    r.ifr_ifru.ifru_addr = sockaddr_in([10, 0, 2, 15]);
+    r.ifr_ifru.ifru_addr = sockaddr_in(addr);
     ioctl(
         &s,
         libc::SIOCSIFADDR,
@@ -526,7 +572,7 @@ fn setup_net() -> Result<(), String> {
         "SIOCSIFADDR eth0",
     )?;
     let mut r = ifreq(eth0);
-    r.ifr_ifru.ifru_netmask = sockaddr_in([255, 255, 255, 0]);
+    r.ifr_ifru.ifru_netmask = sockaddr_in(mask);
     ioctl(
         &s,
         libc::SIOCSIFNETMASK,
@@ -555,7 +601,16 @@ fn setup_net() -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     if !running {
-        out("guest-init: eth0 not RUNNING after 2 s, adding the route anyway\n");
+        out("guest-init: eth0 not RUNNING after 2 s, going on anyway\n");
+    }
+    if ip.is_some() {
+        out(&format!(
+            "guest-init: eth0 {}/{prefix} ({}running after {} ms)\n",
+            std::net::Ipv4Addr::from(addr),
+            if running { "" } else { "NOT " },
+            t0.elapsed().as_millis()
+        ));
+        return Ok(());
     }
     // SAFETY: rtentry is plain old data; all-zero is valid.
     let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
@@ -580,6 +635,89 @@ fn setup_net() -> Result<(), String> {
 
 // -------------------------------------------------------------- processes --
 
+/// The `also=` command's pid while it runs (0: none or reaped), and its wait status once
+/// reaped (-1 until then); set by `reap_all`, which reaps every child.
+static ALSO_PID: AtomicI32 = AtomicI32::new(0);
+static ALSO_STATUS: AtomicI32 = AtomicI32::new(-1);
+const ALSO_OUT: &CStr = c"/tmp/misbehave-also.out";
+
+/// Starts the `also=` command: own session, stdout into ALSO_OUT, stderr on the console.
+fn start_also(argv: &[CString]) -> Result<libc::pid_t, String> {
+    let mut argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let env = [c"PATH=/bin:/sbin", c"HOME=/", c"TERM=linux", c"TMPDIR=/tmp"];
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let oom_path = c"/proc/self/oom_score_adj";
+    let fail_msg = b"guest-init: execve of the also= command failed\n";
+    // SAFETY: a path and flags; the fd is ours.
+    let fd = unsafe {
+        libc::open(
+            ALSO_OUT.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    if fd < 0 {
+        return Err(os_err("open /tmp/misbehave-also.out"));
+    }
+    // SAFETY: init is single threaded; the child only makes async-signal-safe calls.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        // SAFETY: our fd.
+        unsafe { libc::close(fd) };
+        return Err(os_err("fork"));
+    }
+    if pid == 0 {
+        // SAFETY: child side of fork: only raw syscalls on prepared data.
+        unsafe {
+            libc::dup2(fd, 1);
+            libc::setsid();
+            libc::setpriority(libc::PRIO_PROCESS, 0, 0);
+            let o = libc::open(oom_path.as_ptr(), libc::O_WRONLY);
+            if o >= 0 {
+                libc::write(o, b"0".as_ptr().cast(), 1);
+                libc::close(o);
+            }
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
+            libc::write(2, fail_msg.as_ptr().cast(), fail_msg.len());
+            libc::_exit(127);
+        }
+    }
+    // SAFETY: our copy of the file's fd.
+    unsafe { libc::close(fd) };
+    ALSO_STATUS.store(-1, Relaxed);
+    ALSO_PID.store(pid, Relaxed);
+    Ok(pid)
+}
+
+/// Waits up to `limit` for the `also=` command to end; its exit as the markers say it.
+fn wait_also(limit: Duration) -> String {
+    let t0 = Instant::now();
+    for _ in 0..(limit.as_millis() / 20 + 1) {
+        reap_all(0);
+        if ALSO_PID.load(Relaxed) == 0 {
+            break;
+        }
+        if t0.elapsed() >= limit {
+            break;
+        }
+        sleep_ms(20);
+    }
+    if ALSO_PID.load(Relaxed) != 0 {
+        return "killed".into();
+    }
+    match ALSO_STATUS.load(Relaxed) {
+        st if libc::WIFEXITED(st) => libc::WEXITSTATUS(st).to_string(),
+        st if libc::WIFSIGNALED(st) => format!("sig{}", libc::WTERMSIG(st)),
+        st => format!("status{st}"),
+    }
+}
+
 /// Reaps every zombie child without blocking. Returns the wait status of `pid`
 /// if it was among them.
 fn reap_all(pid: libc::pid_t) -> Option<libc::c_int> {
@@ -593,6 +731,10 @@ fn reap_all(pid: libc::pid_t) -> Option<libc::c_int> {
         }
         if r == pid {
             status_of_pid = Some(st);
+        }
+        if r > 0 && r == ALSO_PID.load(Relaxed) {
+            ALSO_STATUS.store(st, Relaxed);
+            ALSO_PID.store(0, Relaxed);
         }
     }
     status_of_pid
@@ -860,14 +1002,22 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     load_modules();
     if cfg.net {
-        setup_net()?;
+        setup_net(cfg.ip)?;
     }
     if let Some((dev, dir, fstype)) = &cfg.mount {
         mount_disk(dev, dir, fstype)?;
     }
 
     let mut buf = vec![0u8; REPORT_CAP];
+    if !cfg.also.is_empty() {
+        let pid = start_also(&cfg.also)?;
+        out(&format!(
+            "===MISBEHAVE-ALSO-START {} pid={pid}===\n",
+            cfg.scenario
+        ));
+    }
     let res = run_child(&cfg, &mut buf)?;
+    let also_exit = (!cfg.also.is_empty()).then(|| wait_also(cfg.also_wait));
 
     // Grace of up to 500 ms for processes that are already on their way out.
     let mut left = count_procs();
@@ -934,6 +1084,19 @@ fn run(args: &[String]) -> Result<(), String> {
     if remaining > 0 {
         out(&format!(
             "===MISBEHAVE-NOTE {remaining} processes survived SIGKILL for 5 s===\n"
+        ));
+    }
+    if let Some(exit) = also_exit {
+        let mut also = std::fs::read(ALSO_OUT.to_str().unwrap_or_default()).unwrap_or_default();
+        also.truncate(REPORT_CAP);
+        out(&format!("===MISBEHAVE-ALSO-BEGIN {}===\n", cfg.scenario));
+        out_bytes(&also);
+        if !also.ends_with(b"\n") {
+            out("\n");
+        }
+        out(&format!(
+            "===MISBEHAVE-ALSO-END {} exit={exit}===\n",
+            cfg.scenario
         ));
     }
     out("===MISBEHAVE-POWEROFF===\n");
