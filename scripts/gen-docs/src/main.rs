@@ -139,7 +139,7 @@ mod tests {
         for sub in ["send", "sink", "echo"] {
             assert!(dir.join(format!("man/man1/netflood-{sub}.1")).is_file());
         }
-        assert_eq!(files.len(), 5 * 4 + 3);
+        assert_eq!(files.len(), COMMANDS.len() * 4 + 3);
         fs::remove_dir_all(&dir).unwrap();
     }
 
