@@ -9,7 +9,7 @@ stressors() {
     done
 }
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 ensure_targets() {
     local have t missing=()
