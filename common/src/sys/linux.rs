@@ -551,16 +551,7 @@ pub fn disk_stats(name: &str) -> Option<super::DiskStats> {
 /// Microseconds that some and all non-idle tasks were stalled on I/O since boot
 /// (/proc/pressure/io, Linux 4.20+ with PSI on).
 pub fn io_pressure_us() -> Option<(u64, u64)> {
-    let text = fs::read_to_string("/proc/pressure/io").ok()?;
-    let total = |kind: &str| {
-        text.lines()
-            .find(|l| l.starts_with(kind))?
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("total="))?
-            .parse::<u64>()
-            .ok()
-    };
-    Some((total("some")?, total("full").unwrap_or(0)))
+    pressure_us("io").map(|(some, full)| (some, full.unwrap_or(0)))
 }
 
 /// Microseconds that some (and, where the kernel counts it, all) non-idle tasks were stalled
