@@ -643,13 +643,6 @@ const ALSO_OUT: &CStr = c"/tmp/misbehave-also.out";
 
 /// Starts the `also=` command: own session, stdout into ALSO_OUT, stderr on the console.
 fn start_also(argv: &[CString]) -> Result<libc::pid_t, String> {
-    let mut argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let env = [c"PATH=/bin:/sbin", c"HOME=/", c"TERM=linux", c"TMPDIR=/tmp"];
-    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-    envp.push(std::ptr::null());
-    let oom_path = c"/proc/self/oom_score_adj";
-    let fail_msg = b"guest-init: execve of the also= command failed\n";
     // SAFETY: a path and flags; the fd is ours.
     let fd = unsafe {
         libc::open(
@@ -661,23 +654,44 @@ fn start_also(argv: &[CString]) -> Result<libc::pid_t, String> {
     if fd < 0 {
         return Err(os_err("open /tmp/misbehave-also.out"));
     }
+    let pid = spawn(
+        argv,
+        fd,
+        b"guest-init: execve of the also= command failed\n",
+    );
+    // SAFETY: our copy of the file's fd.
+    unsafe { libc::close(fd) };
+    let pid = pid?;
+    ALSO_STATUS.store(-1, Relaxed);
+    ALSO_PID.store(pid, Relaxed);
+    Ok(pid)
+}
+
+/// Starts `argv` as a command of its own: a session of its own, stdout on `out_fd`,
+/// stderr on the console, the default nice and OOM score, SIGPIPE and the signal mask as
+/// a shell would leave them, a small fixed environment.
+fn spawn(argv: &[CString], out_fd: libc::c_int, fail_msg: &[u8]) -> Result<libc::pid_t, String> {
+    let mut argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let env = [c"PATH=/bin:/sbin", c"HOME=/", c"TERM=linux", c"TMPDIR=/tmp"];
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let oom_path = c"/proc/self/oom_score_adj";
     // SAFETY: init is single threaded; the child only makes async-signal-safe calls.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        // SAFETY: our fd.
-        unsafe { libc::close(fd) };
         return Err(os_err("fork"));
     }
     if pid == 0 {
         // SAFETY: child side of fork: only raw syscalls on prepared data.
         unsafe {
-            libc::dup2(fd, 1);
+            libc::dup2(out_fd, 1);
             libc::setsid();
             libc::setpriority(libc::PRIO_PROCESS, 0, 0);
-            let o = libc::open(oom_path.as_ptr(), libc::O_WRONLY);
-            if o >= 0 {
-                libc::write(o, b"0".as_ptr().cast(), 1);
-                libc::close(o);
+            let fd = libc::open(oom_path.as_ptr(), libc::O_WRONLY);
+            if fd >= 0 {
+                libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
             }
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
             let mut set: libc::sigset_t = std::mem::zeroed();
@@ -688,10 +702,6 @@ fn start_also(argv: &[CString]) -> Result<libc::pid_t, String> {
             libc::_exit(127);
         }
     }
-    // SAFETY: our copy of the file's fd.
-    unsafe { libc::close(fd) };
-    ALSO_STATUS.store(-1, Relaxed);
-    ALSO_PID.store(pid, Relaxed);
     Ok(pid)
 }
 
@@ -834,40 +844,20 @@ fn run_child(cfg: &Config, buf: &mut [u8]) -> Result<ChildResult, String> {
     // SAFETY: fcntl on our own fd.
     unsafe { libc::fcntl(wfd, libc::F_SETFL, 0) };
 
-    let mut argv: Vec<*const libc::c_char> = cfg.run.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let env = [c"PATH=/bin:/sbin", c"HOME=/", c"TERM=linux", c"TMPDIR=/tmp"];
-    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-    envp.push(std::ptr::null());
-    let oom_path = c"/proc/self/oom_score_adj";
-    let fail_msg = b"guest-init: execve of the run= command failed\n";
-
     let start = Instant::now();
-    // SAFETY: init is single threaded; the child only makes async-signal-safe calls.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(os_err("fork"));
-    }
-    if pid == 0 {
-        // SAFETY: child side of fork: only raw syscalls on prepared data.
+    let pid = spawn(
+        &cfg.run,
+        wfd,
+        b"guest-init: execve of the run= command failed\n",
+    );
+    if pid.is_err() {
+        // SAFETY: our fds.
         unsafe {
-            libc::dup2(wfd, 1);
-            libc::setsid();
-            libc::setpriority(libc::PRIO_PROCESS, 0, 0);
-            let fd = libc::open(oom_path.as_ptr(), libc::O_WRONLY);
-            if fd >= 0 {
-                libc::write(fd, b"0".as_ptr().cast(), 1);
-                libc::close(fd);
-            }
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-            libc::execve(argv[0], argv.as_ptr(), envp.as_ptr());
-            libc::write(2, fail_msg.as_ptr().cast(), fail_msg.len());
-            libc::_exit(127);
+            libc::close(rfd);
+            libc::close(wfd);
         }
     }
+    let pid = pid?;
     // SAFETY: close our copy of the write end.
     unsafe { libc::close(wfd) };
     out(&format!(
