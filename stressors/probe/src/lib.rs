@@ -173,8 +173,7 @@ pub struct Cli {
 /// The most operations per second per kind (a probe is a light, steady load).
 pub const MAX_RATE: f64 = 100_000.0;
 
-/// Run-wide words: 0..4 the operations offered per kind (added by each worker at its end);
-/// this one counts the workers set up and ready to start their schedule.
+/// The run-wide word that counts the workers set up and ready to start their schedule.
 const G_READY: usize = 8;
 
 /// A net request not answered within this long is lost.
@@ -445,6 +444,22 @@ fn cpu_unit(seed: u64, n: u64) -> u64 {
     std::hint::black_box(x ^ y)
 }
 
+/// A worker's schedule as its result: start (CLOCK_MONOTONIC ns), operations offered, and
+/// whether the worker returned (the count is final).
+fn schedule(t0: u64, offered: u64, done: bool) -> [u8; 17] {
+    let mut b = [0u8; 17];
+    b[..8].copy_from_slice(&t0.to_le_bytes());
+    b[8..16].copy_from_slice(&offered.to_le_bytes());
+    b[16] = u8::from(done);
+    b
+}
+
+fn read_schedule(b: &[u8]) -> Option<(u64, u64, bool)> {
+    let b: &[u8; 17] = b.try_into().ok()?;
+    let word = |r: std::ops::Range<usize>| u64::from_le_bytes(b[r].try_into().unwrap());
+    Some((word(0..8), word(8..16), b[16] == 1))
+}
+
 impl Probe {
     /// The kind and the number within the kind of worker `index` (None: the monitor).
     fn role(&self, index: usize) -> Option<(Work, usize)> {
@@ -476,6 +491,9 @@ impl Probe {
         let slo = self.slos_ns[kind.index()];
         let period = 1e9 * self.per_kind as f64 / self.rates[kind.index()];
         let t0 = time::mono_ns() + (period * j as f64 / self.per_kind as f64) as u64;
+        // The schedule, for `finish`: a worker killed before it returns (the OOM killer's
+        // victim) still had every operation due until the run stopped offered to it.
+        w.set_result(&schedule(t0, 0, false));
         let runq0 = sys::run_queue_wait_ns();
         let mut next_look = t0;
         let mut i = 0u64;
@@ -516,8 +534,37 @@ impl Probe {
         } else {
             0
         };
-        w.global(kind.index()).fetch_add(offered.max(i), Relaxed);
+        w.set_result(&schedule(t0, offered.max(i), true));
         Ok(())
+    }
+
+    /// Operations offered to `kind` over the run, and how many of its workers ended before
+    /// the run did (killed: their results hold no final count). Such a worker was offered
+    /// every operation due from its schedule's start until the run stopped, and served
+    /// none after its death: the outage counts against the good share, as a stall does.
+    fn offered(&self, run: &RunData, kind: Work) -> (u64, u64) {
+        let pos = self.works.iter().position(|k| *k == kind).expect("planned");
+        let period = 1e9 * self.per_kind as f64 / self.rates[kind.index()];
+        let stop_ns = run.start_ns + (run.stress_s * 1e9) as u64;
+        let (mut offered, mut ended) = (0, 0);
+        for j in 0..self.per_kind {
+            let slot = run.slots.get(pos * self.per_kind + j);
+            match slot.and_then(|s| read_schedule(&s.result)) {
+                Some((_, n, true)) => offered += n,
+                Some((t0, _, false)) => {
+                    ended += 1;
+                    if stop_ns >= t0 {
+                        offered += ((stop_ns - t0) as f64 / period) as u64 + 1;
+                    }
+                }
+                // Killed before its schedule began (while it set up).
+                None => {
+                    ended += 1;
+                    offered += (run.stress_s * 1e9 / period) as u64;
+                }
+            }
+        }
+        (offered, ended)
     }
 
     fn cpu(&self, w: &mut Worker, j: usize) -> common::Result<()> {
@@ -757,7 +804,8 @@ impl Stressor for Probe {
             } else {
                 0
             };
-            let offered = run.globals[w.index()].max(done + lost);
+            let (offered, ended) = self.offered(run, *w);
+            let offered = offered.max(done + lost);
             let good_pct = (offered > 0).then(|| 100.0 * good as f64 / offered as f64);
             let lat = run.latency[h];
             let us = |v: Option<u64>| {
@@ -777,6 +825,7 @@ impl Stressor for Probe {
                 ("completed", Found::Count(done)),
                 ("good", Found::Count(good)),
                 ("lost", Found::Count(lost)),
+                ("workers_ended_early", Found::Count(ended)),
                 (
                     "good_pct",
                     good_pct.map_or(Found::Missing, |p| Found::Number(r3(p), "%")),

@@ -180,6 +180,50 @@ fn a_stall_shows_as_latency_from_the_intended_start_and_a_drop_in_the_good_share
     assert!(c >= 0.95 * o, "{x}");
 }
 
+/// A worker killed mid-run (as the OOM killer would) served nothing for the rest of the
+/// run, and that is counted: every operation due until the deadline was offered, so the
+/// good share falls and the report says a worker ended early.
+#[test]
+fn a_killed_worker_counts_its_outage_against_the_good_share() {
+    let _turn = take_turn();
+    let run = bin().spawn(&[
+        "-t", "3", "--work", "cpu", "--rate", "200/s", "--json", "-q",
+    ]);
+    assert!(wait_for_live(&run.tag, 3, T), "probe never started");
+    std::thread::sleep(Duration::from_millis(1000));
+    // The supervisor's children by start: the group's leader, then worker 0 (cpu).
+    let stat = |pid: i32| {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // After the name: state, ppid (1), ..., starttime (19).
+        let f: Vec<&str> = s
+            .rsplit_once(") ")
+            .map_or(vec![], |(_, r)| r.split(' ').collect());
+        let num = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok());
+        (num(1), num(19))
+    };
+    let mut children: Vec<(u64, i32)> = live_tagged(&run.tag)
+        .into_iter()
+        .filter_map(|p| match stat(p) {
+            (Some(pp), Some(start)) if pp == run.pid() as u64 => Some((start, p)),
+            _ => None,
+        })
+        .collect();
+    children.sort();
+    assert!(children.len() >= 3, "{children:?}");
+    // SAFETY: a signal to a process of the run this test started.
+    unsafe { libc::kill(children[1].1, libc::SIGKILL) };
+    let out = run.wait(T);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = out.json();
+    let x = kind(&r, "cpu");
+    assert_eq!(x["workers_ended_early"], 1, "{x}");
+    let stress = r["stress_s"].as_f64().unwrap();
+    let offered = x["offered"].as_f64().unwrap();
+    assert!(offered >= 0.9 * 200.0 * stress, "{x}");
+    assert!(x["good_pct"].as_f64().unwrap() < 90.0, "{x}");
+    assert_eq!(r["workers"]["killed"], 1, "{}", r["workers"]);
+}
+
 #[test]
 fn echo_round_trips_on_loopback() {
     let _turn = take_turn();
