@@ -70,6 +70,42 @@ pub enum Rate {
     Bytes(f64),
 }
 
+/// A sender worker's share of `--rate`, the cap shared by every worker of the run.
+struct SendCap {
+    cap: RateCap,
+    /// Tokens are bytes (`--rate` in bit/s), not datagrams or writes.
+    bytes: bool,
+    /// Bytes each datagram or write takes of the cap.
+    size: usize,
+    /// This worker's share in datagrams (or writes) per second.
+    per_worker: f64,
+}
+
+impl SendCap {
+    fn new(rate: Option<Rate>, workers: usize, size: usize) -> Option<Self> {
+        let (cap, bytes) = match rate? {
+            Rate::Packets(p) => (RateCap::new(0, p), false),
+            Rate::Bytes(b) => (RateCap::new(0, b), true),
+        };
+        let share = cap.per_s / workers as f64;
+        let per_worker = if bytes { share / size as f64 } else { share };
+        Some(Self {
+            cap,
+            bytes,
+            size,
+            per_worker,
+        })
+    }
+
+    /// How many datagrams (or writes) to send now: 2 ms of this worker's share, 1 to
+    /// `most`, once the cap lets them go; None when the run ended while waiting.
+    fn turn(&self, w: &mut Worker, most: usize) -> Option<usize> {
+        let n = ((self.per_worker * 0.002) as usize).clamp(1, most);
+        let tokens = if self.bytes { n * self.size } else { n };
+        w.pace(&self.cap, tokens as u64).then_some(n)
+    }
+}
+
 fn parse_net_rate(s: &str) -> Result<Rate, String> {
     let t = s.trim().to_ascii_lowercase();
     if t.contains("bit") || t.ends_with("b/s") {
@@ -674,29 +710,19 @@ impl NetFlood {
         if *echo {
             let _ = UdpRx::enable(fd);
         }
-        let cap = rate.map(|r| match r {
-            Rate::Packets(p) => (RateCap::new(0, p), false),
-            Rate::Bytes(b) => (RateCap::new(0, b), true),
-        });
+        let cap = SendCap::new(*rate, self.workers, size);
         let rtt = echo.then(|| w.histogram(0));
         let mut seq = 0u64;
         let worker = w.index as u32 + (w.generation << 16);
         while w.running() {
             // How many datagrams this turn: the whole batch, or what the cap's batch allows.
-            let mut n = per_call;
-            if let Some((c, bytes)) = &cap {
-                let per_worker = c.per_s / self.workers as f64;
-                let want = if *bytes {
-                    per_worker / size as f64
-                } else {
-                    per_worker
-                };
-                n = ((want * 0.002) as usize).clamp(1, per_call);
-                let tokens = if *bytes { (n * size) as u64 } else { n as u64 };
-                if !w.pace(c, tokens) {
-                    break;
-                }
-            }
+            let n = match &cap {
+                Some(c) => match c.turn(w, per_call) {
+                    Some(n) => n,
+                    None => break,
+                },
+                None => per_call,
+            };
             let now = time::mono_ns();
             for k in 0..n {
                 stamp(
@@ -787,26 +813,16 @@ impl NetFlood {
             tx.slot(k)[..len].copy_from_slice(&t.frame);
         }
         let per_call = (tx.frames() / 2).clamp(1, 512);
-        let cap = rate.map(|r| match r {
-            Rate::Packets(p) => (RateCap::new(0, p), false),
-            Rate::Bytes(b) => (RateCap::new(0, b), true),
-        });
+        let cap = SendCap::new(*rate, self.workers, size);
         let mut seq = 0u64;
         while w.running() {
-            let mut n = per_call;
-            if let Some((c, bytes)) = &cap {
-                let per_worker = c.per_s / self.workers as f64;
-                let want = if *bytes {
-                    per_worker / size as f64
-                } else {
-                    per_worker
-                };
-                n = ((want * 0.002) as usize).clamp(1, per_call);
-                let tokens = if *bytes { (n * size) as u64 } else { n as u64 };
-                if !w.pace(c, tokens) {
-                    break;
-                }
-            }
+            let n = match &cap {
+                Some(c) => match c.turn(w, per_call) {
+                    Some(n) => n,
+                    None => break,
+                },
+                None => per_call,
+            };
             let now = time::mono_ns();
             let mut q = 0;
             while q < n {
@@ -903,10 +919,7 @@ impl NetFlood {
         let target = targets[w.index % targets.len()];
         let buf = vec![0x5Au8; *size];
         let mut conns: Vec<TcpStream> = Vec::new();
-        let cap = rate.map(|r| match r {
-            Rate::Packets(p) => (RateCap::new(0, p), false),
-            Rate::Bytes(b) => (RateCap::new(0, b), true),
-        });
+        let cap = SendCap::new(*rate, self.workers, *size);
         let mut next = 0usize;
         while w.running() {
             while conns.len() < *connections && w.running() {
@@ -926,10 +939,8 @@ impl NetFlood {
             if conns.is_empty() {
                 continue;
             }
-            if let Some((c, bytes)) = &cap {
-                if !w.pace(c, if *bytes { *size as u64 } else { 1 }) {
-                    break;
-                }
+            if cap.as_ref().is_some_and(|c| c.turn(w, 1).is_none()) {
+                break;
             }
             next = (next + 1) % conns.len();
             match conns[next].write(&buf) {

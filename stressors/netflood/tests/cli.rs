@@ -380,19 +380,24 @@ impl Drop for Netns {
     }
 }
 
-#[test]
-fn a_flood_crosses_a_veth_pair_between_two_namespaces() {
-    let _turn = take_turn();
+/// This binary run inside network namespace `name`.
+fn inside(name: &str) -> Bin {
+    let exe = bin().exe.to_str().unwrap().to_string();
+    Bin::program("ip").with_prefix(&["netns", "exec", name, &exe])
+}
+
+/// Two fresh namespaces joined by a veth pair, and a sink on 10.210.0.2:9000 in the second
+/// for `secs` seconds, ready. None, with a skip line, where this cannot run: an emulated
+/// binary, or no namespaces (no root, no iproute2). Drop the sink before the namespaces.
+fn veth_pair_with_sink(secs: &str) -> Option<(Netns, Running)> {
     if bin().emulated() {
         common::testkit::skip("namespaces are tested with the native binary");
-        return;
+        return None;
     }
     let Some(ns) = Netns::new() else {
         common::testkit::skip("cannot make network namespaces here (needs root and iproute2)");
-        return;
+        return None;
     };
-    let exe = bin().exe.to_str().unwrap().to_string();
-    let inside = |n: &str| Bin::program("ip").with_prefix(&["netns", "exec", n, &exe]);
     let sink = inside(&ns.names[1]).spawn(&[
         "sink",
         "--listen",
@@ -400,11 +405,20 @@ fn a_flood_crosses_a_veth_pair_between_two_namespaces() {
         "-w",
         "1",
         "-t",
-        "4",
+        secs,
         "--json",
         "-q",
     ]);
     std::thread::sleep(Duration::from_millis(700));
+    Some((ns, sink))
+}
+
+#[test]
+fn a_flood_crosses_a_veth_pair_between_two_namespaces() {
+    let _turn = take_turn();
+    let Some((ns, sink)) = veth_pair_with_sink("4") else {
+        return;
+    };
     let out = inside(&ns.names[0]).run(
         &[
             "send",
@@ -446,32 +460,13 @@ fn is_root() -> bool {
 #[test]
 fn the_packet_engine_carries_a_flood_across_a_veth_pair() {
     let _turn = take_turn();
-    if bin().emulated() {
-        common::testkit::skip("namespaces are tested with the native binary");
-        return;
-    }
-    if !is_root() {
+    if !bin().emulated() && !is_root() {
         common::testkit::skip("the packet engine needs CAP_NET_RAW and namespaces need root");
         return;
     }
-    let Some(ns) = Netns::new() else {
-        common::testkit::skip("cannot make network namespaces here (needs root and iproute2)");
+    let Some((ns, sink)) = veth_pair_with_sink("5") else {
         return;
     };
-    let exe = bin().exe.to_str().unwrap().to_string();
-    let inside = |n: &str| Bin::program("ip").with_prefix(&["netns", "exec", n, &exe]);
-    let sink = inside(&ns.names[1]).spawn(&[
-        "sink",
-        "--listen",
-        "10.210.0.2:9000",
-        "-w",
-        "1",
-        "-t",
-        "5",
-        "--json",
-        "-q",
-    ]);
-    std::thread::sleep(Duration::from_millis(700));
     let out = inside(&ns.names[0]).run(
         &[
             "send",
