@@ -1037,8 +1037,10 @@ fn run(args: &[String]) -> Result<(), String> {
     // Three times: a guest under software emulation on a busy host is noisy, and the
     // harness takes the median.
     if let Some(n) = floor {
-        for _ in 0..3 {
-            measure_floor(n);
+        for shape in ["--floor", "--floor-tree"] {
+            for _ in 0..3 {
+                measure_floor(shape, n);
+            }
         }
     }
 
@@ -1108,12 +1110,12 @@ fn peak_live_procs(report: &[u8]) -> Option<usize> {
     digits.parse().ok()
 }
 
-/// Runs `/init --floor N` as a fresh process (not a copy of PID 1's memory) and waits
-/// for it; it prints the FLOOR marker itself.
-fn measure_floor(n: usize) {
+/// Runs `/init --floor N` (or `--floor-tree N`) as a fresh process (not a copy of PID 1's
+/// memory) and waits for it; it prints the FLOOR marker itself.
+fn measure_floor(shape: &str, n: usize) {
     let argv = [
         cstring("/init"),
-        cstring("--floor"),
+        cstring(shape),
         cstring(&n.to_string()),
     ];
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
@@ -1187,12 +1189,114 @@ fn floor_mode(n: usize) -> i32 {
     0
 }
 
+/// `--floor-tree N` (as a child of init): the same N processes in one group, but in the
+/// shape of a fork bomb: this process is the subreaper, a sleeping leader heads the group,
+/// two roots fork two children each, and so does every child (PDEATHSIG=SIGKILL, as the
+/// bomb's processes have), until N exist; then one killpg(SIGKILL) and the reaping of
+/// every one of them, orphans included, timed. Prints
+/// `===MISBEHAVE-FLOOR-TREE n=<N> s=<seconds>===`.
+fn floor_tree_mode(n: usize) -> i32 {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// A member's life: up to two children, each a member too, then sleep until killed.
+    fn member(lead: libc::pid_t, made: &AtomicUsize, n: usize) -> ! {
+        // SAFETY: plain syscalls in a freshly forked single-threaded child.
+        unsafe {
+            libc::setpgid(0, lead);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            for _ in 0..2 {
+                if made.fetch_add(1, SeqCst) >= n {
+                    break;
+                }
+                match libc::fork() {
+                    0 => member(lead, made, n),
+                    c if c > 0 => {
+                        libc::setpgid(c, lead);
+                    }
+                    _ => break,
+                }
+            }
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    // SAFETY: an anonymous shared mapping of one page, never unmapped (this process exits).
+    let shared = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if shared == libc::MAP_FAILED {
+        println!("===MISBEHAVE-NOTE floor-tree: {}===", os_err("mmap"));
+        return 1;
+    }
+    // SAFETY: page-aligned, zeroed, shared with every child; only atomics touch it.
+    let made = unsafe { &*(shared as *const AtomicUsize) };
+    // SAFETY: plain integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+    // SAFETY: this process is single-threaded; the child only sleeps.
+    let lead = unsafe { libc::fork() };
+    if lead == 0 {
+        // SAFETY: plain syscalls in the child.
+        unsafe {
+            libc::setpgid(0, 0);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    if lead < 0 {
+        println!("===MISBEHAVE-NOTE floor-tree: {}===", os_err("fork"));
+        return 1;
+    }
+    // SAFETY: plain syscall.
+    unsafe { libc::setpgid(lead, lead) };
+    made.store(1, SeqCst);
+    for _ in 0..2 {
+        if made.fetch_add(1, SeqCst) >= n {
+            break;
+        }
+        // SAFETY: single-threaded; the child becomes a member.
+        match unsafe { libc::fork() } {
+            0 => member(lead, made, n),
+            // SAFETY: plain syscall.
+            c if c > 0 => unsafe {
+                libc::setpgid(c, lead);
+            },
+            _ => break,
+        }
+    }
+    let t = Instant::now();
+    while made.load(SeqCst) < n && t.elapsed() < Duration::from_secs(30) {
+        sleep_ms(20);
+    }
+    sleep_ms(1000 + n as u64 / 4);
+    let t0 = Instant::now();
+    // SAFETY: plain syscall.
+    unsafe { libc::killpg(lead, libc::SIGKILL) };
+    let mut st = 0;
+    // SAFETY: valid out pointer; ECHILD once no child (adopted orphans included) is left.
+    while unsafe { libc::waitpid(-1, &mut st, 0) } >= 0 || errno() == libc::EINTR {}
+    let s = t0.elapsed().as_secs_f64();
+    println!("===MISBEHAVE-FLOOR-TREE n={} s={s:.3}===", made.load(SeqCst).min(n));
+    0
+}
+
 // ------------------------------------------------------------- child mode --
 
 fn child_mode(args: &[String]) -> i32 {
     match args.first().map(String::as_str) {
         Some("--floor") => match args.get(1).and_then(|a| a.parse().ok()) {
             Some(n) => floor_mode(n),
+            None => 2,
+        },
+        Some("--floor-tree") => match args.get(1).and_then(|a| a.parse().ok()) {
+            Some(n) => floor_tree_mode(n),
             None => 2,
         },
         Some("--selftest-hang") => {
