@@ -1113,11 +1113,7 @@ fn peak_live_procs(report: &[u8]) -> Option<usize> {
 /// Runs `/init --floor N` (or `--floor-tree N`) as a fresh process (not a copy of PID 1's
 /// memory) and waits for it; it prints the FLOOR marker itself.
 fn measure_floor(shape: &str, n: usize) {
-    let argv = [
-        cstring("/init"),
-        cstring(shape),
-        cstring(&n.to_string()),
-    ];
+    let argv = [cstring("/init"), cstring(shape), cstring(&n.to_string())];
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     // SAFETY: PID 1 is single-threaded here; the child only execs or exits.
@@ -1202,7 +1198,13 @@ fn floor_tree_mode(n: usize) -> i32 {
         // SAFETY: plain syscalls in a freshly forked single-threaded child.
         unsafe {
             libc::setpgid(0, lead);
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
             for _ in 0..2 {
                 if made.fetch_add(1, SeqCst) >= n {
                     break;
@@ -1283,7 +1285,10 @@ fn floor_tree_mode(n: usize) -> i32 {
     // SAFETY: valid out pointer; ECHILD once no child (adopted orphans included) is left.
     while unsafe { libc::waitpid(-1, &mut st, 0) } >= 0 || errno() == libc::EINTR {}
     let s = t0.elapsed().as_secs_f64();
-    println!("===MISBEHAVE-FLOOR-TREE n={} s={s:.3}===", made.load(SeqCst).min(n));
+    println!(
+        "===MISBEHAVE-FLOOR-TREE n={} s={s:.3}===",
+        made.load(SeqCst).min(n)
+    );
     0
 }
 

@@ -564,6 +564,23 @@ impl Stressor for ForkBomb {
             // it: the deadline and the teardown would slip by seconds. At nice 19 they still
             // take every CPU cycle nobody else wants, and the process table stays full.
             common::sys::set_nice(BOMB_NICE);
+            // No zombies: a child of the bomb that dies while its parent lives is removed
+            // at once (SIGCHLD ignored; the children inherit it). At teardown, thousands die
+            // at once, and a tree's zombies otherwise wait for their own parents to die,
+            // are handed to the supervisor and announced to it, each. In guests under
+            // software emulation (aarch64), killing a sleeping tree of 3,000 took 2.35-3.43 s
+            // like that and 2.31-2.91 s with this, against 1.64-1.93 s for a flat set; the
+            // bomb's teardown went from 0.90-1.37x to 0.94-1.35x the tree floor of
+            // scripts/guest-test (x86_64: 0.91-1.07x to 0.78-0.90x). The cost: a parent learns that its children died only once all of them did
+            // (waitpid's ECHILD), so a place under the cap freed by one child killed from
+            // outside (the OOM killer) comes back when its siblings are gone too.
+            // SAFETY: SIG_IGN installs no handler code.
+            let _ = unsafe {
+                nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGCHLD,
+                    nix::sys::signal::SigHandler::SigIgn,
+                )
+            };
         }
         match self.mode {
             Mode::Classic => self.bomb(w, false),

@@ -329,6 +329,53 @@ fn sigkill_of_the_supervisor_ends_a_holding_bomb_within_1s() {
     sigkill_ends_everything("hold");
 }
 
+/// The bomb's processes ignore SIGCHLD, so a child that dies before its parent leaves no
+/// zombie for the supervisor to take over at teardown (see the worker's `work`).
+#[test]
+fn bomb_processes_ignore_sigchld_so_their_children_leave_no_zombies() {
+    let _turn = take_turn();
+    if !pids_exact("sigchld") {
+        return;
+    }
+    let Some(cg) = cgroup("sigchld", 200) else {
+        return;
+    };
+    let run = bin().spawn_in(&["-m", "hold", "-n", "100", "-t", "30", "-q"], Some(&cg));
+    assert!(
+        wait_for_live(&run.tag, 100, Duration::from_secs(10)),
+        "the bomb never filled up"
+    );
+    let status = |pid: i32, key: &str| {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        s.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+    };
+    let bit = 1u64 << (libc::SIGCHLD - 1);
+    let mut ignoring = 0;
+    let mut forked = 0;
+    for pid in live_tagged(&run.tag) {
+        // The bomb's own: neither the supervisor nor its direct children (the group's
+        // leader, the workers).
+        let Some(ppid) = status(pid, "PPid:").and_then(|v| v.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == run.pid() || ppid == run.pid() {
+            continue;
+        }
+        forked += 1;
+        let ign = status(pid, "SigIgn:").and_then(|v| u64::from_str_radix(&v, 16).ok());
+        if ign.is_some_and(|m| m & bit != 0) {
+            ignoring += 1;
+        }
+    }
+    run.signal(libc::SIGTERM);
+    let w = watch(run, &cg, Duration::from_secs(10));
+    assert_eq!(w.out.code, Some(143), "stderr: {}", w.out.stderr);
+    assert!(forked >= 50, "{forked} forked processes seen");
+    assert_eq!(ignoring, forked, "{ignoring} of {forked} ignore SIGCHLD");
+}
+
 #[test]
 fn sigterm_stops_with_a_report() {
     if !qemu_runs_it() {
