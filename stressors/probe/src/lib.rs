@@ -454,6 +454,15 @@ fn schedule(t0: u64, offered: u64, done: bool) -> [u8; 17] {
     b
 }
 
+/// Operations of a schedule starting at `t0`, one every `period` ns, due by `until`.
+fn due(t0: u64, until: u64, period: f64) -> u64 {
+    if until >= t0 {
+        ((until - t0) as f64 / period) as u64 + 1
+    } else {
+        0
+    }
+}
+
 fn read_schedule(b: &[u8]) -> Option<(u64, u64, bool)> {
     let b: &[u8; 17] = b.try_into().ok()?;
     let word = |r: std::ops::Range<usize>| u64::from_le_bytes(b[r].try_into().unwrap());
@@ -489,7 +498,7 @@ impl Probe {
         let (m_ops, h) = self.slots[kind.index()].expect("a planned kind");
         let rec = w.histogram(h);
         let slo = self.slos_ns[kind.index()];
-        let period = 1e9 * self.per_kind as f64 / self.rates[kind.index()];
+        let period = self.period_ns(kind);
         let t0 = time::mono_ns() + (period * j as f64 / self.per_kind as f64) as u64;
         // The schedule, for `finish`: a worker killed before it returns (the OOM killer's
         // victim) still had every operation due until the run stopped offered to it.
@@ -529,13 +538,13 @@ impl Probe {
         if let (Some(a), Some(b)) = (runq0, sys::run_queue_wait_ns()) {
             w.set(self.m_signals + S_RUNQ, b.saturating_sub(a));
         }
-        let offered = if alive_at >= t0 {
-            ((alive_at - t0) as f64 / period).floor() as u64 + 1
-        } else {
-            0
-        };
-        w.set_result(&schedule(t0, offered.max(i), true));
+        w.set_result(&schedule(t0, due(t0, alive_at, period).max(i), true));
         Ok(())
+    }
+
+    /// Nanoseconds between two operations of one of `kind`'s workers.
+    fn period_ns(&self, kind: Work) -> f64 {
+        1e9 * self.per_kind as f64 / self.rates[kind.index()]
     }
 
     /// Operations offered to `kind` over the run, and how many of its workers ended before
@@ -544,7 +553,7 @@ impl Probe {
     /// none after its death: the outage counts against the good share, as a stall does.
     fn offered(&self, run: &RunData, kind: Work) -> (u64, u64) {
         let pos = self.works.iter().position(|k| *k == kind).expect("planned");
-        let period = 1e9 * self.per_kind as f64 / self.rates[kind.index()];
+        let period = self.period_ns(kind);
         let stop_ns = run.start_ns + (run.stress_s * 1e9) as u64;
         let (mut offered, mut ended) = (0, 0);
         for j in 0..self.per_kind {
@@ -553,9 +562,7 @@ impl Probe {
                 Some((_, n, true)) => offered += n,
                 Some((t0, _, false)) => {
                     ended += 1;
-                    if stop_ns >= t0 {
-                        offered += ((stop_ns - t0) as f64 / period) as u64 + 1;
-                    }
+                    offered += due(t0, stop_ns, period);
                 }
                 // Killed before its schedule began (while it set up).
                 None => {
