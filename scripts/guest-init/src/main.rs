@@ -1140,8 +1140,25 @@ fn measure_floor(shape: &str, n: usize) {
 /// `--floor N` (as a child of init): N sleeping processes in one group, then one
 /// killpg(SIGKILL) and the reaping of every one of them, timed.
 fn floor_mode(n: usize) -> i32 {
-    /// A child's whole life: join group `pgid` (0: lead one) and sleep until killed.
-    fn sleeper(pgid: libc::pid_t) -> ! {
+    let lead = spawn_sleeper(0);
+    if lead < 0 {
+        println!("===MISBEHAVE-NOTE floor: {}===", os_err("fork"));
+        return 1;
+    }
+    let mut made = 1;
+    while made < n && spawn_sleeper(lead) > 0 {
+        made += 1;
+    }
+    let s = kill_and_reap(lead, made);
+    println!("===MISBEHAVE-FLOOR n={made} s={s:.3}===");
+    0
+}
+
+/// fork(2); the child joins group `pgid` (0: leads one of its own) and sleeps until killed.
+fn spawn_sleeper(pgid: libc::pid_t) -> libc::pid_t {
+    // SAFETY: this process is single-threaded; the child only sets its group and sleeps.
+    let c = unsafe { libc::fork() };
+    if c == 0 {
         // SAFETY: plain syscalls in a freshly forked single-threaded child.
         unsafe {
             libc::setpgid(0, pgid);
@@ -1150,39 +1167,25 @@ fn floor_mode(n: usize) -> i32 {
             }
         }
     }
-    /// fork(2); the child becomes a sleeper in group `pgid`.
-    fn spawn(pgid: libc::pid_t) -> libc::pid_t {
-        // SAFETY: this process is single-threaded; the child only calls sleeper().
-        let c = unsafe { libc::fork() };
-        if c == 0 {
-            sleeper(pgid);
-        }
-        if c > 0 {
-            // SAFETY: plain syscall (both sides set the group, so neither races the other).
-            unsafe { libc::setpgid(c, if pgid == 0 { c } else { pgid }) };
-        }
-        c
+    if c > 0 {
+        // SAFETY: plain syscall (both sides set the group, so neither races the other).
+        unsafe { libc::setpgid(c, if pgid == 0 { c } else { pgid }) };
     }
-    let lead = spawn(0);
-    if lead < 0 {
-        println!("===MISBEHAVE-NOTE floor: {}===", os_err("fork"));
-        return 1;
-    }
-    let mut made = 1;
-    while made < n && spawn(lead) > 0 {
-        made += 1;
-    }
-    // Let every child reach pause() (they were runnable right after fork).
-    sleep_ms(1000 + made as u64 / 4);
+    c
+}
+
+/// Once the `n` processes of group `lead` have settled (they were runnable right after
+/// fork): one killpg(SIGKILL) and the reaping of every child, adopted orphans included.
+/// Returns the seconds that took.
+fn kill_and_reap(lead: libc::pid_t, n: usize) -> f64 {
+    sleep_ms(1000 + n as u64 / 4);
     let t0 = Instant::now();
     // SAFETY: plain syscall.
     unsafe { libc::killpg(lead, libc::SIGKILL) };
     let mut st = 0;
     // SAFETY: valid out pointer; blocks until a child ends, ECHILD once none is left.
     while unsafe { libc::waitpid(-1, &mut st, 0) } >= 0 || errno() == libc::EINTR {}
-    let s = t0.elapsed().as_secs_f64();
-    println!("===MISBEHAVE-FLOOR n={made} s={s:.3}===");
-    0
+    t0.elapsed().as_secs_f64()
 }
 
 /// `--floor-tree N` (as a child of init): the same N processes in one group, but in the
@@ -1193,6 +1196,23 @@ fn floor_mode(n: usize) -> i32 {
 /// `===MISBEHAVE-FLOOR-TREE n=<N> s=<seconds>===`.
 fn floor_tree_mode(n: usize) -> i32 {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// Forks up to two members into group `lead` while fewer than `n` processes exist.
+    fn grow(lead: libc::pid_t, made: &AtomicUsize, n: usize) {
+        for _ in 0..2 {
+            if made.fetch_add(1, SeqCst) >= n {
+                break;
+            }
+            // SAFETY: single-threaded; the child becomes a member.
+            match unsafe { libc::fork() } {
+                0 => member(lead, made, n),
+                // SAFETY: plain syscall.
+                c if c > 0 => unsafe {
+                    libc::setpgid(c, lead);
+                },
+                _ => break,
+            }
+        }
+    }
     /// A member's life: up to two children, each a member too, then sleep until killed.
     fn member(lead: libc::pid_t, made: &AtomicUsize, n: usize) -> ! {
         // SAFETY: plain syscalls in a freshly forked single-threaded child.
@@ -1205,21 +1225,11 @@ fn floor_tree_mode(n: usize) -> i32 {
                 0,
                 0,
             );
-            for _ in 0..2 {
-                if made.fetch_add(1, SeqCst) >= n {
-                    break;
-                }
-                match libc::fork() {
-                    0 => member(lead, made, n),
-                    c if c > 0 => {
-                        libc::setpgid(c, lead);
-                    }
-                    _ => break,
-                }
-            }
-            loop {
-                libc::pause();
-            }
+        }
+        grow(lead, made, n);
+        loop {
+            // SAFETY: plain syscall.
+            unsafe { libc::pause() };
         }
     }
     // SAFETY: an anonymous shared mapping of one page, never unmapped (this process exits).
@@ -1241,50 +1251,18 @@ fn floor_tree_mode(n: usize) -> i32 {
     let made = unsafe { &*(shared as *const AtomicUsize) };
     // SAFETY: plain integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-    // SAFETY: this process is single-threaded; the child only sleeps.
-    let lead = unsafe { libc::fork() };
-    if lead == 0 {
-        // SAFETY: plain syscalls in the child.
-        unsafe {
-            libc::setpgid(0, 0);
-            loop {
-                libc::pause();
-            }
-        }
-    }
+    let lead = spawn_sleeper(0);
     if lead < 0 {
         println!("===MISBEHAVE-NOTE floor-tree: {}===", os_err("fork"));
         return 1;
     }
-    // SAFETY: plain syscall.
-    unsafe { libc::setpgid(lead, lead) };
     made.store(1, SeqCst);
-    for _ in 0..2 {
-        if made.fetch_add(1, SeqCst) >= n {
-            break;
-        }
-        // SAFETY: single-threaded; the child becomes a member.
-        match unsafe { libc::fork() } {
-            0 => member(lead, made, n),
-            // SAFETY: plain syscall.
-            c if c > 0 => unsafe {
-                libc::setpgid(c, lead);
-            },
-            _ => break,
-        }
-    }
+    grow(lead, made, n);
     let t = Instant::now();
     while made.load(SeqCst) < n && t.elapsed() < Duration::from_secs(30) {
         sleep_ms(20);
     }
-    sleep_ms(1000 + n as u64 / 4);
-    let t0 = Instant::now();
-    // SAFETY: plain syscall.
-    unsafe { libc::killpg(lead, libc::SIGKILL) };
-    let mut st = 0;
-    // SAFETY: valid out pointer; ECHILD once no child (adopted orphans included) is left.
-    while unsafe { libc::waitpid(-1, &mut st, 0) } >= 0 || errno() == libc::EINTR {}
-    let s = t0.elapsed().as_secs_f64();
+    let s = kill_and_reap(lead, n);
     println!(
         "===MISBEHAVE-FLOOR-TREE n={} s={s:.3}===",
         made.load(SeqCst).min(n)
