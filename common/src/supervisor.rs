@@ -174,14 +174,13 @@ pub fn supervise<S: Stressor>(
         run.reap();
         let now = run.start.elapsed();
         if now >= next_tick {
-            let values = run.sample();
+            let values = run.snapshot(&mut lat_now);
             for (p, v) in peaks.iter_mut().zip(&values) {
                 *p = (*p).max(*v);
             }
             progress.tick(now, deadline, run.by_pid.len(), &values);
             let mut latency = Vec::with_capacity(hists);
-            for (h, (prev, cur)) in lat_prev.iter_mut().zip(lat_now.iter_mut()).enumerate() {
-                run.merge_histogram(h, cur);
+            for (prev, cur) in lat_prev.iter_mut().zip(lat_now.iter_mut()) {
                 cur.since(prev, &mut lat_second);
                 latency.push(lat_second.summary());
                 std::mem::swap(prev, cur);
@@ -240,13 +239,8 @@ pub fn supervise<S: Stressor>(
             result: shared.result(i),
         })
         .collect();
-    let totals = run.sample();
-    let latency = (0..hists)
-        .map(|h| {
-            run.merge_histogram(h, &mut lat_now[h]);
-            lat_now[h].summary()
-        })
-        .collect();
+    let totals = run.snapshot(&mut lat_now);
+    let latency = lat_now.iter().map(Histogram::summary).collect();
     for (m, (p, v)) in peaks.iter_mut().zip(&totals).enumerate() {
         if metrics[m].kind == Kind::Total || *p == 0 {
             *p = (*p).max(*v);
@@ -500,25 +494,28 @@ impl<S: Stressor> Run<'_, S> {
     }
 
     /// Every metric summed over the slots (gauges: of live workers only matter, and a
-    /// dead worker's gauge is stale, so respawned slots overwrite theirs).
-    fn sample(&self) -> Vec<u64> {
+    /// dead worker's gauge is stale, so respawned slots overwrite theirs), and every
+    /// histogram merged into `hists`.
+    ///
+    /// A slot's counters and histograms are read one right after the other, so a second's
+    /// latency count and its ops differ by what the worker did in between: at most the
+    /// batch it was recording (a worker records an op's latency, then counts it). Reading
+    /// every counter first and every histogram after, as this once did, left a whole pass
+    /// over the slots in between.
+    fn snapshot(&self, hists: &mut [Histogram]) -> Vec<u64> {
         let n = self.stressor.metrics().len();
         let mut v = vec![0u64; n];
+        hists.iter_mut().for_each(Histogram::clear);
         for i in 0..self.shared.slots() {
             let slot = self.shared.slot(i);
             for (m, acc) in v.iter_mut().enumerate() {
                 *acc += slot.counters[m].load(Relaxed);
             }
+            for (h, into) in hists.iter_mut().enumerate() {
+                into.add_cells(self.shared.hist(i, h));
+            }
         }
         v
-    }
-
-    /// Histogram `h` of every slot, merged into `into`.
-    fn merge_histogram(&self, h: usize, into: &mut Histogram) {
-        into.clear();
-        for i in 0..self.shared.slots() {
-            into.add_cells(self.shared.hist(i, h));
-        }
     }
 
     fn ready_s(&self, workers: usize) -> Option<f64> {
