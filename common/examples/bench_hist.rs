@@ -24,7 +24,7 @@ fn main() {
             (1e3 * 10f64.powf(u * 5.0)) as u64
         })
         .collect();
-    let shared = Shared::new(1, 1).expect("shared mapping");
+    let shared = Shared::new(1, 1, 0).expect("shared mapping");
     let rec = Recorder::new(shared.hist(0, 0));
 
     let best = |f: &dyn Fn()| {

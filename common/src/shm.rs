@@ -53,18 +53,34 @@ pub struct Slot {
 }
 
 /// The shared mapping: a header, one slot per worker, then each slot's latency histograms
-/// ([`crate::hist::CELLS`] cells each).
+/// ([`crate::hist::CELLS`] cells each), each slot's result, and the stressor's own words.
+///
+/// One mapping for everything a run shares: every process of a fork bomb inherits each
+/// shared mapping, and under software emulation each one added about a sixth to the time
+/// killing thousands of them takes (at exit, every process takes the mapping's lock to
+/// leave it).
 pub struct Shared {
     base: NonNull<u8>,
     len: usize,
     slots: usize,
     hists: usize,
+    words: usize,
 }
 
 // SAFETY: the mapping holds only atomics; it is unmapped only on drop.
 unsafe impl Send for Shared {}
 // SAFETY: as above: every access goes through atomics.
 unsafe impl Sync for Shared {}
+
+/// Where the slots' results start: after the slots and their histograms.
+fn results_offset(slots: usize, hists: usize) -> usize {
+    slots_offset() + slots.max(1) * std::mem::size_of::<Slot>() + slots * hists * hist_bytes()
+}
+
+/// Where the stressor's words start: after the results.
+fn words_offset(slots: usize, hists: usize) -> usize {
+    results_offset(slots, hists) + slots * (RESULT_BYTES + 8)
+}
 
 fn slots_offset() -> usize {
     std::mem::size_of::<Header>().next_multiple_of(std::mem::align_of::<Slot>())
@@ -76,13 +92,11 @@ fn hist_bytes() -> usize {
 }
 
 impl Shared {
-    /// A mapping for `slots` workers with `hists` latency histograms each.
-    pub fn new(slots: usize, hists: usize) -> Result<Self> {
+    /// A mapping for `slots` workers with `hists` latency histograms each, and `words`
+    /// run-wide words of the stressor's ([`crate::Stressor::shared_words`]).
+    pub fn new(slots: usize, hists: usize, words: usize) -> Result<Self> {
         assert!(hists <= MAX_HISTOGRAMS);
-        let len = slots_offset()
-            + slots.max(1) * std::mem::size_of::<Slot>()
-            + slots * hists * hist_bytes()
-            + slots * (RESULT_BYTES + 8);
+        let len = words_offset(slots, hists) + words * 8;
         let nz = NonZeroUsize::new(len).expect("len > 0");
         // SAFETY: a fresh anonymous mapping that aliases nothing.
         let p = unsafe {
@@ -99,6 +113,7 @@ impl Shared {
             len,
             slots,
             hists,
+            words,
         })
     }
 
@@ -122,10 +137,7 @@ impl Shared {
     }
 
     fn result_offset(&self, i: usize) -> usize {
-        slots_offset()
-            + self.slots.max(1) * std::mem::size_of::<Slot>()
-            + self.slots * self.hists * hist_bytes()
-            + i * (RESULT_BYTES + 8)
+        results_offset(self.slots, self.hists) + i * (RESULT_BYTES + 8)
     }
 
     /// Leaves `data` (at most [`RESULT_BYTES`]; the rest is cut) as slot `i`'s result. Only
@@ -159,6 +171,18 @@ impl Shared {
     }
 
     /// Histogram `h` of slot `i`: [`crate::hist::CELLS`] atomics.
+    /// The stressor's run-wide words.
+    pub fn words(&self) -> &[AtomicU64] {
+        // SAFETY: `words` u64s lie at words_offset (a multiple of 8) inside the mapping;
+        // zeroed atomics are valid.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.base.as_ptr().add(words_offset(self.slots, self.hists)) as *const AtomicU64,
+                self.words,
+            )
+        }
+    }
+
     pub fn hist(&self, i: usize, h: usize) -> &[AtomicU64] {
         assert!(
             i < self.slots && h < self.hists,
@@ -178,66 +202,6 @@ impl Shared {
     }
 }
 
-/// A few run-wide words of a stressor's own (a fork gate, a queue), shared with every
-/// process forked after it is made, for when [`GLOBALS`] are too few.
-pub struct SharedWords {
-    base: NonNull<AtomicU64>,
-    n: usize,
-}
-
-// SAFETY: the mapping holds only atomics; it is unmapped only on drop.
-unsafe impl Send for SharedWords {}
-// SAFETY: as above.
-unsafe impl Sync for SharedWords {}
-
-impl SharedWords {
-    /// `n` zeroed 64-bit words.
-    pub fn new(n: usize) -> Result<Self> {
-        let len = NonZeroUsize::new(n.max(1) * 8).expect("len > 0");
-        // SAFETY: a fresh anonymous mapping that aliases nothing.
-        let p = unsafe {
-            mmap_anonymous(
-                None,
-                len,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }
-        .context("mapping shared words")?;
-        Ok(Self { base: p.cast(), n })
-    }
-
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
-    }
-
-    pub fn word(&self, i: usize) -> &AtomicU64 {
-        assert!(i < self.n, "word {i} of {}", self.n);
-        // SAFETY: in bounds; page-aligned mapping of zero-initialised atomics.
-        unsafe { &*self.base.as_ptr().add(i) }
-    }
-
-    /// Word `i` as a 32-bit atomic (a futex word for [`crate::sys::wait_while`]); a word
-    /// used this way is used only this way.
-    pub fn word_u32(&self, i: usize) -> &AtomicU32 {
-        let w = self.word(i).as_ptr();
-        // SAFETY: the u64 behind `w` is 8-aligned and lives as long as `self`; its first
-        // four bytes are a valid, aligned u32, only ever accessed through this view.
-        unsafe { AtomicU32::from_ptr(w.cast()) }
-    }
-}
-
-impl Drop for SharedWords {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `new` mapped; no reference outlives `self`.
-        let _ = unsafe { munmap(self.base.cast(), self.n.max(1) * 8) };
-    }
-}
-
 impl Drop for Shared {
     fn drop(&mut self) {
         // SAFETY: we made this mapping with this length; nothing borrows it past `self`.
@@ -252,7 +216,7 @@ mod tests {
 
     #[test]
     fn counters_are_shared_across_fork() {
-        let s = Shared::new(3, 1).unwrap();
+        let s = Shared::new(3, 1, 2).unwrap();
         assert_eq!(s.slot(2).counters[0].load(Relaxed), 0);
         // SAFETY: the child only touches atomics and calls _exit.
         match unsafe { nix::unistd::fork() }.unwrap() {
@@ -260,6 +224,8 @@ mod tests {
                 s.slot(2).counters[5].store(42, Relaxed);
                 s.header().globals[1].store(7, Relaxed);
                 crate::hist::Recorder::new(s.hist(2, 0)).record(1000);
+                s.set_result(2, &[0xAB; RESULT_BYTES]);
+                s.words()[1].store(9, Relaxed);
                 // SAFETY: ends the child without running the test harness's teardown.
                 unsafe { libc::_exit(0) };
             }
@@ -272,6 +238,13 @@ mod tests {
         let mut h = crate::hist::Histogram::new();
         h.add_cells(s.hist(2, 0));
         assert_eq!((h.count(), h.max), (1, 1000));
+        // The stressor's words follow the last result without touching it.
+        assert_eq!(s.result(2), vec![0xAB; RESULT_BYTES]);
+        assert_eq!(s.words().len(), 2);
+        assert_eq!(
+            (s.words()[0].load(Relaxed), s.words()[1].load(Relaxed)),
+            (0, 9)
+        );
         assert_eq!(std::mem::align_of::<Slot>(), 128);
     }
 }

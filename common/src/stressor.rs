@@ -62,6 +62,12 @@ pub trait Stressor {
     /// How many workers to start.
     fn workers(&self) -> usize;
 
+    /// Run-wide words the stressor needs beyond [`crate::shm::GLOBALS`] (a fork gate's
+    /// places, one per CPU or so), in the run's one shared mapping: [`crate::Worker::words`].
+    fn shared_words(&self) -> usize {
+        0
+    }
+
     /// The effective parameters after every cap, for `--dry-run` and `params.effective`.
     fn params(&self) -> Map<String, Value>;
 

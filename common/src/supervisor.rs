@@ -106,7 +106,7 @@ pub fn supervise<S: Stressor>(
     sys::become_subreaper();
     let worker_nice = sys::nice();
     sys::set_nice(SUPERVISOR_NICE);
-    let shared = Shared::new(workers, hists)?;
+    let shared = Shared::new(workers, hists, s.shared_words())?;
     let signals = Signals::install()?;
     let me = getpid();
     let deadline = common.duration.as_duration();

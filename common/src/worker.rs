@@ -116,6 +116,11 @@ impl<'a> Worker<'a> {
         &self.shared.header().globals[i]
     }
 
+    /// The stressor's run-wide words ([`crate::Stressor::shared_words`]).
+    pub fn words(&self) -> &'a [AtomicU64] {
+        self.shared.words()
+    }
+
     /// The recorder of latency histogram `h` (an index into the stressor's `latencies()`):
     /// take it once, outside the hot loop.
     pub fn histogram(&self, h: usize) -> Recorder<'a> {

@@ -16,9 +16,8 @@
 //! place was taken over finds out when it leaves and leaves nothing.
 
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
-
-use common::shm::SharedWords;
 
 /// How long a place may be held before another process may take it over.
 pub const LEASE: Duration = Duration::from_millis(1000);
@@ -33,12 +32,14 @@ pub const WAIT: Duration = Duration::from_millis(100);
 pub const WAIT_PER_WAITER: Duration = Duration::from_millis(2);
 
 /// Word 0: the futex word, raised by every leave; word 1: how many wait; then one word
-/// per place.
-pub struct Gate {
-    words: SharedWords,
+/// per place. The words lie in the run's shared mapping (the supervisor's
+/// [`common::shm::Shared`], sized by [`Gate::words`]), not in one of their own: each
+/// mapping is one more thing every process of the bomb leaves at exit.
+pub struct Gate<'a> {
+    words: &'a [AtomicU64],
 }
 
-impl std::fmt::Debug for Gate {
+impl std::fmt::Debug for Gate<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gate")
             .field("width", &self.width())
@@ -68,22 +69,34 @@ fn expired(token: u64, now: u32) -> bool {
     now.wrapping_sub(token as u32) > LEASE.as_millis() as u32
 }
 
-impl Gate {
-    /// A gate with `width` places, shared with every process forked after this.
-    pub fn new(width: usize) -> common::Result<Self> {
-        Ok(Self {
-            words: SharedWords::new(width.max(1) + PLACES)?,
-        })
+impl<'a> Gate<'a> {
+    /// Words a gate of `width` places takes.
+    pub fn words(width: usize) -> usize {
+        width.max(1) + PLACES
+    }
+
+    /// The gate on `words` (zeroed, shared by every process that passes it; as many as
+    /// [`Gate::words`] says for its width).
+    pub fn on(words: &'a [AtomicU64]) -> Self {
+        assert!(words.len() > PLACES);
+        Self { words }
     }
 
     pub fn width(&self) -> usize {
         self.words.len() - PLACES
     }
 
+    /// The futex word: the low half of word 0.
+    fn seq(&self) -> &AtomicU32 {
+        // SAFETY: word 0 is a live, aligned AtomicU64 for as long as `self`; its first
+        // four bytes are only ever used as this AtomicU32.
+        unsafe { AtomicU32::from_ptr(self.words[0].as_ptr().cast()) }
+    }
+
     /// Takes a place for process `pid`, sleeping while none is free. `go` is asked after
     /// every wait; `None` once it says no.
     pub fn enter(&self, pid: u32, mut go: impl FnMut() -> bool) -> Option<Pass> {
-        let seq = self.words.word_u32(0);
+        let seq = self.seq();
         loop {
             let seen = seq.load(Acquire);
             let now = now_ms();
@@ -92,7 +105,7 @@ impl Gate {
             let first = pid as usize % width;
             for k in 0..width {
                 let index = (first + k) % width;
-                let place = self.words.word(index + PLACES);
+                let place = &self.words[index + PLACES];
                 let cur = place.load(Relaxed);
                 if cur != 0 && !expired(cur, now) {
                     continue;
@@ -102,7 +115,7 @@ impl Gate {
                     return Some(Pass { index, token });
                 }
             }
-            let waiters = self.words.word(1);
+            let waiters = &self.words[1];
             let others = waiters.fetch_add(1, Relaxed) as u32;
             common::sys::wait_while(seq, seen, WAIT.max(WAIT_PER_WAITER * others));
             waiters.fetch_sub(1, Relaxed);
@@ -114,11 +127,8 @@ impl Gate {
 
     /// Gives the place back (unless it was taken over) and wakes one waiter.
     pub fn leave(&self, pass: Pass) {
-        let _ = self
-            .words
-            .word(pass.index + PLACES)
-            .compare_exchange(pass.token, 0, AcqRel, Relaxed);
-        let seq = self.words.word_u32(0);
+        let _ = self.words[pass.index + PLACES].compare_exchange(pass.token, 0, AcqRel, Relaxed);
+        let seq = self.seq();
         seq.fetch_add(1, Release);
         common::sys::wake_waiters(seq, 1);
     }
@@ -127,10 +137,12 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::shm::Shared;
 
     #[test]
     fn places_are_taken_given_back_and_taken_over_after_the_lease() {
-        let g = Gate::new(2).unwrap();
+        let shared = Shared::new(1, 0, Gate::words(2)).unwrap();
+        let g = Gate::on(shared.words());
         let a = g.enter(10, || true).unwrap();
         let b = g.enter(11, || true).unwrap();
         assert_ne!(a.index, b.index);
@@ -143,19 +155,20 @@ mod tests {
         assert_eq!(c.index, a.index);
         // A holder that vanished: its place is free once the lease has run out.
         let stale = token(99, now_ms().wrapping_sub(LEASE.as_millis() as u32 + 5));
-        g.words.word(b.index + PLACES).store(stale, Relaxed);
+        g.words[b.index + PLACES].store(stale, Relaxed);
         let d = g.enter(13, || true).unwrap();
         assert_eq!(d.index, b.index);
         // The old holder leaving does not free the place it lost.
         g.leave(b);
-        assert_eq!(g.words.word(d.index + PLACES).load(Relaxed), d.token);
+        assert_eq!(g.words[d.index + PLACES].load(Relaxed), d.token);
     }
 
     #[test]
     fn a_leave_in_another_process_wakes_a_waiter() {
-        let g = Gate::new(1).unwrap();
+        let shared = Shared::new(1, 0, Gate::words(1)).unwrap();
+        let g = Gate::on(shared.words());
         let a = g.enter(20, || true).unwrap();
-        let seq = g.words.word_u32(0);
+        let seq = g.seq();
         let seen = seq.load(Acquire);
         // SAFETY: the test process forks a child that only leaves the gate and exits.
         match unsafe { nix::unistd::fork() }.unwrap() {

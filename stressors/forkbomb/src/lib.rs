@@ -123,11 +123,14 @@ pub struct ForkBomb {
     cgroup_note: String,
     /// CPUs the bomb may use: the gate lets two forks per CPU through at once.
     cpus: usize,
-    /// The fork gate (classic and hold), once `prepare` made it.
-    gate: Option<Gate>,
 }
 
 impl ForkBomb {
+    /// Forks the gate lets through at once: two per CPU.
+    fn gate_width(&self) -> usize {
+        2 * self.cpus
+    }
+
     /// Processes the workers may fork between them (the shared counter's ceiling).
     pub fn budget(&self) -> u64 {
         self.max_procs - OVERHEAD - self.workers as u64
@@ -239,7 +242,6 @@ impl common::Command for Cli {
             freezer: None,
             cgroup_note: String::new(),
             cpus: host.cpus.usable.max(1),
-            gate: None,
         })
     }
 }
@@ -364,6 +366,7 @@ impl ForkBomb {
 
     /// classic and hold: fork, and let every child do the same.
     fn bomb(&self, w: &mut Worker, hold: bool) {
+        let gate = Gate::on(w.words());
         let mut p = Proc {
             worker: true,
             children: 0,
@@ -374,20 +377,19 @@ impl ForkBomb {
         while w.running() {
             // The gate first, then a place under the cap: a process asleep at the gate
             // holds no place, so the cap fills with processes, not with waiters.
-            let pass = match &self.gate {
-                Some(_) if !self.room(w) => None,
-                Some(g) => match g.enter(p.me, || {
+            let pass = if self.room(w) {
+                let entered = gate.enter(p.me, || {
                     self.reap(w, &mut p);
                     self.alive(w, &p)
-                }) {
-                    Some(pass) => Some((g, pass)),
-                    None => break,
-                },
-                None => None,
+                });
+                let Some(pass) = entered else { break };
+                Some(pass)
+            } else {
+                None
             };
             if !self.reserve(w) {
-                if let Some((g, pass)) = pass {
-                    g.leave(pass);
+                if let Some(pass) = pass {
+                    gate.leave(pass);
                 }
                 w.add(CAPPED, 1);
                 if hold {
@@ -403,8 +405,8 @@ impl ForkBomb {
             w.add(ATTEMPTS, 1);
             let forked = w.fork();
             if !matches!(forked, Ok(ForkResult::Child)) {
-                if let Some((g, pass)) = pass {
-                    g.leave(pass);
+                if let Some(pass) = pass {
+                    gate.leave(pass);
                 }
             }
             match forked {
@@ -521,16 +523,20 @@ impl Stressor for ForkBomb {
         }
         m.insert("fork_budget".into(), self.budget().into());
         if self.mode != Mode::Churn {
-            m.insert("forks_in_flight_max".into(), (2 * self.cpus).into());
+            m.insert("forks_in_flight_max".into(), self.gate_width().into());
         }
         m.insert("host_processes_max".into(), self.host_max.into());
         m
     }
 
-    fn prepare(&mut self, _host: &Host) -> common::Result<()> {
-        if self.mode != Mode::Churn {
-            self.gate = Some(Gate::new(2 * self.cpus)?);
+    fn shared_words(&self) -> usize {
+        match self.mode {
+            Mode::Churn => 0,
+            Mode::Classic | Mode::Hold => Gate::words(self.gate_width()),
         }
+    }
+
+    fn prepare(&mut self, _host: &Host) -> common::Result<()> {
         // cgroup v2 kills a whole cgroup through the pids cgroup itself (cgroup.kill); v1
         // needs a freezer cgroup of its own.
         if let Some((_, common::sys::CgroupVersion::V1)) = common::sys::cgroup_dir("freezer") {
