@@ -34,11 +34,18 @@
 //! * `mount=DEV:DIR:FSTYPE` mount a scratch disk (e.g. `mount=/dev/vda:/mnt:ext4`, the
 //!   virtio-blk disk a cloud VM would have) after the modules are loaded; waits up to 5 s
 //!   for DEV to appear, and unmounts it before the report.
-//! * `floor=N|peak`  after the command, measure the teardown floor of this guest three
-//!   times: a fresh process forks N children that sleep in one process group, then times
-//!   one `killpg(SIGKILL)` and the reaping of all of them (what a bare program needs to
-//!   remove N processes here). `peak` takes N from the report's `"live_procs"` peak.
-//!   Prints `===MISBEHAVE-FLOOR n=<N> s=<seconds>===` for each, before the report.
+//! * `floor=N|peak`  after the command, measure the teardown floor of this guest: a fresh
+//!   process forks N children that sleep in one process group, then times one
+//!   `killpg(SIGKILL)` and the reaping of all of them (what a bare program needs to remove
+//!   N processes here). `peak` takes N from the report's `"live_procs"` peak. Prints
+//!   `===MISBEHAVE-FLOOR n=<N> s=<seconds>===`, before the report: once after every round
+//!   (`rounds=`), three times when there is one round.
+//! * `rounds=N`      run the command N times (1..10, default 1), one after the other, so
+//!   that a measurement can be paired with the floor taken right after it (a guest under
+//!   software emulation on a busy host drifts). The report printed is the first round's;
+//!   every later round prints, once it and all it left are gone,
+//!   `===MISBEHAVE-ROUND i=<i> exit=<code|sigN|timeout> wall_s=<s> teardown_s=<s|?>
+//!   live_procs=<n|?> procs_left=<n>===` (the numbers from its JSON report).
 //! * `poweroff=reboot` end with reboot(RB_AUTOBOOT), not RB_POWER_OFF (for x86
 //!   microvm with acpi=off, which cannot power off; qemu -no-reboot exits).
 //! * `MODULE.PARAM=VALUE` (anywhere on the kernel command line) is passed to
@@ -51,6 +58,8 @@
 //! ```text
 //! ===MISBEHAVE-CHILD-START <scenario> pid=<pid>===
 //!   ... the command's stderr, kernel messages ...
+//! ===MISBEHAVE-CHILD-END <scenario>===
+//!   ... FLOOR and ROUND markers ...
 //! ===MISBEHAVE-REPORT-BEGIN <scenario>===
 //! <the command's captured stdout>
 //! ===MISBEHAVE-REPORT-END <scenario> exit=<code|sigN|timeout> wall_s=<seconds>===
@@ -168,6 +177,8 @@ struct Config {
     mount: Option<(String, String, String)>,
     /// Measure the teardown floor after the command (see `floor=`).
     floor: Option<Floor>,
+    /// How many times to run the command (see `rounds=`).
+    rounds: usize,
     /// eth0's address and prefix length (`ip=`); None: qemu user networking's.
     ip: Option<([u8; 4], u8)>,
     /// The command run beside the main one (`also=`).
@@ -238,6 +249,7 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
         selftest: None,
         mount: None,
         floor: None,
+        rounds: 1,
         ip: None,
         also: Vec::new(),
         also_wait: Duration::from_secs(10),
@@ -295,6 +307,12 @@ fn parse_args(args: &[String]) -> Result<Config, String> {
                         }
                     },
                 })
+            }
+            "rounds" => {
+                cfg.rounds = match v.parse::<usize>() {
+                    Ok(n) if (1..=10).contains(&n) => n,
+                    _ => return Err(format!("rounds= wants 1..10, got {v:?}")),
+                }
             }
             "poweroff" => REBOOT_INSTEAD.store(v == "reboot", std::sync::atomic::Ordering::Relaxed),
             // module.param=value: handed to that module by load_modules().
@@ -833,7 +851,8 @@ struct ChildResult {
     dropped: usize,
 }
 
-fn run_child(cfg: &Config, buf: &mut [u8]) -> Result<ChildResult, String> {
+/// Runs the command once (round `round`, 1-based), its stdout into `buf`.
+fn run_child(cfg: &Config, round: usize, buf: &mut [u8]) -> Result<ChildResult, String> {
     let mut fds = [0; 2];
     // SAFETY: valid out array.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
@@ -860,10 +879,17 @@ fn run_child(cfg: &Config, buf: &mut [u8]) -> Result<ChildResult, String> {
     let pid = pid?;
     // SAFETY: close our copy of the write end.
     unsafe { libc::close(wfd) };
-    out(&format!(
-        "===MISBEHAVE-CHILD-START {} pid={pid}===\n",
-        cfg.scenario
-    ));
+    if round == 1 {
+        out(&format!(
+            "===MISBEHAVE-CHILD-START {} pid={pid}===\n",
+            cfg.scenario
+        ));
+    } else {
+        out(&format!(
+            "===MISBEHAVE-ROUND-START {} i={round} pid={pid}===\n",
+            cfg.scenario
+        ));
+    }
 
     let deadline = start + cfg.timeout;
     let mut len = 0usize;
@@ -1006,42 +1032,31 @@ fn run(args: &[String]) -> Result<(), String> {
             cfg.scenario
         ));
     }
-    let res = run_child(&cfg, &mut buf)?;
+    let res = run_child(&cfg, 1, &mut buf)?;
+    out(&format!("===MISBEHAVE-CHILD-END {}===\n", cfg.scenario));
     let also_exit = (!cfg.also.is_empty()).then(|| wait_also(cfg.also_wait));
-
-    // Grace of up to 500 ms for processes that are already on their way out.
-    let mut left = count_procs();
-    for _ in 0..25 {
-        if left == 0 {
-            break;
-        }
-        reap_all(0);
-        sleep_ms(20);
-        left = count_procs();
-    }
-    let remaining = if left > 0 {
-        kill_all_and_reap(Duration::from_secs(5))
-    } else {
-        0
-    };
+    let (left, remaining) = clean_up();
 
     let report = &buf[..res.output_len];
-    let floor = match cfg.floor {
-        Some(Floor::Count(n)) => Some(n),
-        Some(Floor::Peak) => peak_live_procs(report).filter(|&n| n > 0).or_else(|| {
-            out("===MISBEHAVE-NOTE floor=peak: no live_procs peak in the report===\n");
-            None
-        }),
-        None => None,
-    };
-    // Three times: a guest under software emulation on a busy host is noisy, and the
-    // harness takes the median.
-    if let Some(n) = floor {
-        for shape in ["--floor", "--floor-tree"] {
-            for _ in 0..3 {
-                measure_floor(shape, n);
-            }
-        }
+    // One round: the floor three times (the harness takes the median). More rounds: once
+    // after each, so that each measurement has a floor taken in the same moment.
+    let floors = if cfg.rounds == 1 { 3 } else { 1 };
+    measure_floors(cfg.floor, report, floors);
+    let mut more = Vec::new();
+    for round in 2..=cfg.rounds {
+        more.resize(REPORT_CAP, 0);
+        let r = run_child(&cfg, round, &mut more)?;
+        let (procs_left, _) = clean_up();
+        let rep = &more[..r.output_len];
+        let field = |keys: &[&str]| json_number(rep, keys).unwrap_or_else(|| "?".into());
+        out(&format!(
+            "===MISBEHAVE-ROUND i={round} exit={} wall_s={:.3} teardown_s={} live_procs={} procs_left={procs_left}===\n",
+            r.exit,
+            r.wall.as_secs_f64(),
+            field(&["\"teardown_s\""]),
+            field(&["\"peaks\"", "\"live_procs\""]),
+        ));
+        measure_floors(cfg.floor, rep, floors);
     }
 
     if let Some((_, dir, _)) = &cfg.mount {
@@ -1097,23 +1112,71 @@ fn run(args: &[String]) -> Result<(), String> {
 
 // ------------------------------------------------------------------ floor --
 
-/// The number after `"live_procs":` inside the report's `"peaks"` object.
-fn peak_live_procs(report: &[u8]) -> Option<usize> {
-    let s = std::str::from_utf8(report).ok()?;
-    let peaks = &s[s.find("\"peaks\"")?..];
-    let at = &peaks[peaks.find("\"live_procs\"")? + "\"live_procs\"".len()..];
-    let digits: String = at
-        .trim_start_matches([':', ' '])
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
+/// Once the command has ended: a grace of up to 500 ms for processes already on their
+/// way out, then SIGKILL for whatever is left. Returns (processes left after the grace,
+/// processes that survived the kill for 5 s).
+fn clean_up() -> (usize, usize) {
+    let mut left = count_procs();
+    for _ in 0..25 {
+        if left == 0 {
+            break;
+        }
+        reap_all(0);
+        sleep_ms(20);
+        left = count_procs();
+    }
+    let remaining = if left > 0 {
+        kill_all_and_reap(Duration::from_secs(5))
+    } else {
+        0
+    };
+    (left, remaining)
 }
 
-/// Runs `/init --floor N` (or `--floor-tree N`) as a fresh process (not a copy of PID 1's
-/// memory) and waits for it; it prints the FLOOR marker itself.
-fn measure_floor(shape: &str, n: usize) {
-    let argv = [cstring("/init"), cstring(shape), cstring(&n.to_string())];
+/// The number that follows the last of `keys` in a JSON report, each key searched after
+/// the one before (`["\"peaks\"", "\"live_procs\""]`: the peak of live processes).
+fn json_number(report: &[u8], keys: &[&str]) -> Option<String> {
+    let mut at = std::str::from_utf8(report).ok()?;
+    for k in keys {
+        at = &at[at.find(k)? + k.len()..];
+    }
+    let num: String = at
+        .trim_start_matches([':', ' '])
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    (!num.is_empty()).then_some(num)
+}
+
+/// `floor=`: `times` floor measurements for this round's report.
+fn measure_floors(floor: Option<Floor>, report: &[u8], times: usize) {
+    let n = match floor {
+        Some(Floor::Count(n)) => n,
+        Some(Floor::Peak) => {
+            match json_number(report, &["\"peaks\"", "\"live_procs\""]).and_then(|n| n.parse().ok())
+            {
+                Some(n) if n > 0 => n,
+                _ => {
+                    out("===MISBEHAVE-NOTE floor=peak: no live_procs peak in the report===\n");
+                    return;
+                }
+            }
+        }
+        None => return,
+    };
+    for _ in 0..times {
+        measure_floor(n);
+    }
+}
+
+/// Runs `/init --floor N` as a fresh process (not a copy of PID 1's memory) and waits for
+/// it; it prints the FLOOR marker itself.
+fn measure_floor(n: usize) {
+    let argv = [
+        cstring("/init"),
+        cstring("--floor"),
+        cstring(&n.to_string()),
+    ];
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     // SAFETY: PID 1 is single-threaded here; the child only execs or exits.
@@ -1188,98 +1251,12 @@ fn kill_and_reap(lead: libc::pid_t, n: usize) -> f64 {
     t0.elapsed().as_secs_f64()
 }
 
-/// `--floor-tree N` (as a child of init): the same N processes in one group, but in the
-/// shape of a fork bomb: this process is the subreaper, a sleeping leader heads the group,
-/// two roots fork two children each, and so does every child (PDEATHSIG=SIGKILL, as the
-/// bomb's processes have), until N exist; then one killpg(SIGKILL) and the reaping of
-/// every one of them, orphans included, timed. Prints
-/// `===MISBEHAVE-FLOOR-TREE n=<N> s=<seconds>===`.
-fn floor_tree_mode(n: usize) -> i32 {
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    /// Forks up to two members into group `lead` while fewer than `n` processes exist.
-    fn grow(lead: libc::pid_t, made: &AtomicUsize, n: usize) {
-        for _ in 0..2 {
-            if made.fetch_add(1, SeqCst) >= n {
-                break;
-            }
-            // SAFETY: single-threaded; the child becomes a member.
-            match unsafe { libc::fork() } {
-                0 => member(lead, made, n),
-                // SAFETY: plain syscall.
-                c if c > 0 => unsafe {
-                    libc::setpgid(c, lead);
-                },
-                _ => break,
-            }
-        }
-    }
-    /// A member's life: up to two children, each a member too, then sleep until killed.
-    fn member(lead: libc::pid_t, made: &AtomicUsize, n: usize) -> ! {
-        // SAFETY: plain syscalls in a freshly forked single-threaded child.
-        unsafe {
-            libc::setpgid(0, lead);
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
-        }
-        grow(lead, made, n);
-        loop {
-            // SAFETY: plain syscall.
-            unsafe { libc::pause() };
-        }
-    }
-    // SAFETY: an anonymous shared mapping of one page, never unmapped (this process exits).
-    let shared = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if shared == libc::MAP_FAILED {
-        println!("===MISBEHAVE-NOTE floor-tree: {}===", os_err("mmap"));
-        return 1;
-    }
-    // SAFETY: page-aligned, zeroed, shared with every child; only atomics touch it.
-    let made = unsafe { &*(shared as *const AtomicUsize) };
-    // SAFETY: plain integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
-    let lead = spawn_sleeper(0);
-    if lead < 0 {
-        println!("===MISBEHAVE-NOTE floor-tree: {}===", os_err("fork"));
-        return 1;
-    }
-    made.store(1, SeqCst);
-    grow(lead, made, n);
-    let t = Instant::now();
-    while made.load(SeqCst) < n && t.elapsed() < Duration::from_secs(30) {
-        sleep_ms(20);
-    }
-    let s = kill_and_reap(lead, n);
-    println!(
-        "===MISBEHAVE-FLOOR-TREE n={} s={s:.3}===",
-        made.load(SeqCst).min(n)
-    );
-    0
-}
-
 // ------------------------------------------------------------- child mode --
 
 fn child_mode(args: &[String]) -> i32 {
     match args.first().map(String::as_str) {
         Some("--floor") => match args.get(1).and_then(|a| a.parse().ok()) {
             Some(n) => floor_mode(n),
-            None => 2,
-        },
-        Some("--floor-tree") => match args.get(1).and_then(|a| a.parse().ok()) {
-            Some(n) => floor_tree_mode(n),
             None => 2,
         },
         Some("--selftest-hang") => {

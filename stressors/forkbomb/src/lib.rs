@@ -576,10 +576,17 @@ impl Stressor for ForkBomb {
             // are handed to the supervisor and announced to it, each. In guests under
             // software emulation (aarch64), killing a sleeping tree of 3,000 took 2.35-3.43 s
             // like that and 2.31-2.91 s with this, against 1.64-1.93 s for a flat set; the
-            // bomb's teardown went from 0.90-1.37x to 0.94-1.35x the tree floor of
-            // scripts/guest-test (x86_64: 0.91-1.07x to 0.78-0.90x). The cost: a parent learns that its children died only once all of them did
-            // (waitpid's ECHILD), so a place under the cap freed by one child killed from
-            // outside (the OOM killer) comes back when its siblings are gone too.
+            // bomb's teardown went from 0.90-1.37x to 0.94-1.35x such a sleeping tree
+            // (x86_64: 0.91-1.07x to 0.78-0.90x). The cost: a parent learns that its
+            // children died only once all of them did (waitpid's ECHILD), so a place under
+            // the cap freed by one child killed from outside (the OOM killer) comes back
+            // when its siblings are gone too.
+            //
+            // The bomb stays a tree. In those guests, made flat (clone's CLONE_PARENT:
+            // every process a child of its worker, forked as fast) it tore down no faster
+            // (1.29-1.42x a flat set of sleepers, against 0.97-1.33x for the tree,
+            // alternating runs in one boot); nor did the workers leading sessions of their
+            // own (no orphaned-group checks at exit: 1.10-2.13x against 0.70-1.81x).
             // SAFETY: SIG_IGN installs no handler code.
             let _ = unsafe {
                 nix::sys::signal::signal(
