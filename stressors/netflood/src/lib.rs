@@ -104,6 +104,14 @@ impl SendCap {
         let tokens = if self.bytes { n * self.size } else { n };
         w.pace(&self.cap, tokens as u64).then_some(n)
     }
+
+    /// [`SendCap::turn`] where there is a cap; `most` at once where there is none.
+    fn turn_or_all(cap: Option<&Self>, w: &mut Worker, most: usize) -> Option<usize> {
+        match cap {
+            Some(c) => c.turn(w, most),
+            None => Some(most),
+        }
+    }
 }
 
 fn parse_net_rate(s: &str) -> Result<Rate, String> {
@@ -716,12 +724,8 @@ impl NetFlood {
         let worker = w.index as u32 + (w.generation << 16);
         while w.running() {
             // How many datagrams this turn: the whole batch, or what the cap's batch allows.
-            let n = match &cap {
-                Some(c) => match c.turn(w, per_call) {
-                    Some(n) => n,
-                    None => break,
-                },
-                None => per_call,
+            let Some(n) = SendCap::turn_or_all(cap.as_ref(), w, per_call) else {
+                break;
             };
             let now = time::mono_ns();
             for k in 0..n {
@@ -816,12 +820,8 @@ impl NetFlood {
         let cap = SendCap::new(*rate, self.workers, size);
         let mut seq = 0u64;
         while w.running() {
-            let n = match &cap {
-                Some(c) => match c.turn(w, per_call) {
-                    Some(n) => n,
-                    None => break,
-                },
-                None => per_call,
+            let Some(n) = SendCap::turn_or_all(cap.as_ref(), w, per_call) else {
+                break;
             };
             let now = time::mono_ns();
             let mut q = 0;
@@ -939,7 +939,7 @@ impl NetFlood {
             if conns.is_empty() {
                 continue;
             }
-            if cap.as_ref().is_some_and(|c| c.turn(w, 1).is_none()) {
+            if SendCap::turn_or_all(cap.as_ref(), w, 1).is_none() {
                 break;
             }
             next = (next + 1) % conns.len();
