@@ -368,6 +368,43 @@ pub fn take_turn() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A process's /proc/PID/stat, read once: the fields after the command name (which may
+/// hold spaces and parentheses, hence the split at the last ") ").
+pub struct ProcStat(Vec<String>);
+
+impl ProcStat {
+    /// None once the process is gone.
+    pub fn read(pid: i32) -> Option<Self> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (_, rest) = s.rsplit_once(") ")?;
+        Some(Self(rest.split(' ').map(String::from).collect()))
+    }
+
+    /// proc(5)'s field `n` (1-based, as the man page counts: 3 is the state).
+    fn num(&self, n: usize) -> u64 {
+        self.0.get(n - 3).and_then(|x| x.parse().ok()).unwrap_or(0)
+    }
+
+    /// R, S, D, Z, X...
+    pub fn state(&self) -> char {
+        self.0.first().and_then(|s| s.chars().next()).unwrap_or('?')
+    }
+
+    pub fn ppid(&self) -> i32 {
+        self.num(4) as i32
+    }
+
+    /// When the process started, in clock ticks after boot.
+    pub fn start_ticks(&self) -> u64 {
+        self.num(22)
+    }
+
+    /// The mask of ignored signals (bit `sig - 1`).
+    pub fn ignored_signals(&self) -> u64 {
+        self.num(33)
+    }
+}
+
 /// Processes (not zombies) whose environment carries `MISBEHAVE_TEST_TAG=tag`.
 pub fn live_tagged(tag: &str) -> Vec<i32> {
     let needle = format!("MISBEHAVE_TEST_TAG={tag}");
@@ -385,9 +422,7 @@ pub fn live_tagged(tag: &str) -> Vec<i32> {
         if !env.split(|&b| b == 0).any(|v| v == needle.as_bytes()) {
             continue;
         }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
-        if !matches!(state, Some('Z') | Some('X') | None) {
+        if ProcStat::read(pid).is_some_and(|st| !matches!(st.state(), 'Z' | 'X')) {
             found.push(pid);
         }
     }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use common::testkit::{
-    live_tagged, take_turn, wait_for_live, wait_until_gone, Bin, Cgroup, Output, Running,
+    live_tagged, take_turn, wait_for_live, wait_until_gone, Bin, Cgroup, Output, ProcStat, Running,
 };
 
 fn bin() -> Bin {
@@ -345,27 +345,20 @@ fn bomb_processes_ignore_sigchld_so_their_children_leave_no_zombies() {
         wait_for_live(&run.tag, 100, Duration::from_secs(10)),
         "the bomb never filled up"
     );
-    let status = |pid: i32, key: &str| {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        s.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(|v| v.trim().to_string())
-    };
     let bit = 1u64 << (libc::SIGCHLD - 1);
     let mut ignoring = 0;
     let mut forked = 0;
     for pid in live_tagged(&run.tag) {
         // The bomb's own: neither the supervisor nor its direct children (the group's
         // leader, the workers).
-        let Some(ppid) = status(pid, "PPid:").and_then(|v| v.parse::<i32>().ok()) else {
+        let Some(st) = ProcStat::read(pid) else {
             continue;
         };
-        if pid == run.pid() || ppid == run.pid() {
+        if pid == run.pid() || st.ppid() == run.pid() {
             continue;
         }
         forked += 1;
-        let ign = status(pid, "SigIgn:").and_then(|v| u64::from_str_radix(&v, 16).ok());
-        if ign.is_some_and(|m| m & bit != 0) {
+        if st.ignored_signals() & bit != 0 {
             ignoring += 1;
         }
     }

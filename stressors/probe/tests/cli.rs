@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use common::testkit::{live_tagged, take_turn, wait_for_live, Bin, TempDir};
+use common::testkit::{live_tagged, take_turn, wait_for_live, Bin, ProcStat, TempDir};
 use serde_json::Value;
 
 fn bin() -> Bin {
@@ -192,21 +192,11 @@ fn a_killed_worker_counts_its_outage_against_the_good_share() {
     assert!(wait_for_live(&run.tag, 3, T), "probe never started");
     std::thread::sleep(Duration::from_millis(1000));
     // The supervisor's children by start: the group's leader, then worker 0 (cpu).
-    let stat = |pid: i32| {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // After the name: state, ppid (1), ..., starttime (19).
-        let f: Vec<&str> = s
-            .rsplit_once(") ")
-            .map_or(vec![], |(_, r)| r.split(' ').collect());
-        let num = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok());
-        (num(1), num(19))
-    };
     let mut children: Vec<(u64, i32)> = live_tagged(&run.tag)
         .into_iter()
-        .filter_map(|p| match stat(p) {
-            (Some(pp), Some(start)) if pp == run.pid() as u64 => Some((start, p)),
-            _ => None,
-        })
+        .filter_map(|p| ProcStat::read(p).map(|st| (st, p)))
+        .filter(|(st, _)| st.ppid() == run.pid())
+        .map(|(st, p)| (st.start_ticks(), p))
         .collect();
     children.sort();
     assert!(children.len() >= 3, "{children:?}");
