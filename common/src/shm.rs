@@ -170,7 +170,6 @@ impl Shared {
         }
     }
 
-    /// Histogram `h` of slot `i`: [`crate::hist::CELLS`] atomics.
     /// The stressor's run-wide words.
     pub fn words(&self) -> &[AtomicU64] {
         // SAFETY: `words` u64s lie at words_offset (a multiple of 8) inside the mapping;
@@ -183,6 +182,7 @@ impl Shared {
         }
     }
 
+    /// Histogram `h` of slot `i`: [`crate::hist::CELLS`] atomics.
     pub fn hist(&self, i: usize, h: usize) -> &[AtomicU64] {
         assert!(
             i < self.slots && h < self.hists,
