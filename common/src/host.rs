@@ -44,12 +44,70 @@ pub struct Memory {
 #[derive(Debug, Clone, Serialize)]
 pub struct Limits {
     pub pids_cgroup_max: Option<u64>,
+    /// Processes counted against `pids_cgroup_max` at start (its `pids.current`, this
+    /// process included).
+    pub pids_cgroup_in_use: Option<u64>,
     pub pid_max: Option<u64>,
     pub threads_max: Option<u64>,
+    /// Threads in the whole system at start, kernel threads and this process included:
+    /// what counts against threads-max and pid_max.
+    pub threads_in_use: Option<u64>,
     pub rlimit_nproc: Option<u64>,
     /// The tightest of the above (RLIMIT_NPROC only when not root, since it does not bind
     /// root): how many processes the guest can hold at most.
     pub processes_max: Option<u64>,
+    /// How many processes this process and its descendants can hold together, as things
+    /// stand at start: the least, over the limits, of a limit minus what the rest of the
+    /// system already counts against it. A guest with 60 threads (kernel threads count)
+    /// and threads-max 3,584 has room for 3,525, not 3,584.
+    pub processes_room: Option<u64>,
+}
+
+/// One limit on processes, as [`Limits::tightest`] sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessLimit {
+    pub name: &'static str,
+    pub max: u64,
+    /// Processes (threads) other than this one that count against it.
+    pub others: u64,
+}
+
+impl ProcessLimit {
+    /// What it leaves to this process and its descendants.
+    pub fn room(&self) -> u64 {
+        self.max.saturating_sub(self.others)
+    }
+}
+
+impl Limits {
+    /// Every known limit on this process's descendants, with what others use of it.
+    pub fn each(&self) -> Vec<ProcessLimit> {
+        let others = |used: Option<u64>| used.map_or(0, |u| u.saturating_sub(1));
+        let mut v = Vec::new();
+        let mut add = |name, max: Option<u64>, others| {
+            if let Some(max) = max {
+                v.push(ProcessLimit { name, max, others });
+            }
+        };
+        add(
+            "pids cgroup",
+            self.pids_cgroup_max,
+            others(self.pids_cgroup_in_use),
+        );
+        add("pid_max", self.pid_max, others(self.threads_in_use));
+        add("threads-max", self.threads_max, others(self.threads_in_use));
+        if self.rlimit_nproc.is_some() && self.rlimit_nproc == self.processes_max {
+            // Only where it binds (not root); the user's other processes are not counted.
+            add("RLIMIT_NPROC", self.rlimit_nproc, 0);
+        }
+        v
+    }
+
+    /// The limit that leaves the least room (the first of equals, in the order of
+    /// [`Limits::each`]).
+    pub fn tightest(&self) -> Option<ProcessLimit> {
+        self.each().into_iter().min_by_key(ProcessLimit::room)
+    }
 }
 
 /// What kind of guest this is.
@@ -140,7 +198,8 @@ impl Host {
         let cg = sys::cgroup_memory_limit();
         let base = cg.map_or(avail, |l| l.min(avail));
         let (pid_max, threads_max) = sys::kernel_process_limits();
-        let pids_cg = sys::cgroup_pids_limit();
+        let (pids_cg, pids_used) =
+            sys::cgroup_pids_limit().map_or((None, None), |(m, u)| (Some(m), u));
         let nproc = sys::rlimit_nproc();
         let root = nix::unistd::geteuid().is_root();
         let processes_max = [
@@ -152,6 +211,17 @@ impl Host {
         .into_iter()
         .flatten()
         .min();
+        let mut limits = Limits {
+            pids_cgroup_max: pids_cg,
+            pids_cgroup_in_use: pids_used,
+            pid_max,
+            threads_max,
+            threads_in_use: sys::threads_in_use(),
+            rlimit_nproc: nproc,
+            processes_max,
+            processes_room: None,
+        };
+        limits.processes_room = limits.tightest().map(|l| l.room());
         Host {
             os,
             kernel,
@@ -167,13 +237,7 @@ impl Host {
                 cgroup_limit_bytes: cg,
                 base_bytes: base,
             },
-            limits: Limits {
-                pids_cgroup_max: pids_cg,
-                pid_max,
-                threads_max,
-                rlimit_nproc: nproc,
-                processes_max,
-            },
+            limits,
             virtualization: Virtualization::detect(),
         }
     }

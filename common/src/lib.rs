@@ -62,7 +62,7 @@ pub use data::{
     EndStatus, Finding, Findings, Found, Kind, Metric, Outcome, RunData, Unit, WorkerEnd, OPS,
 };
 pub use error::{Context, Error, Result};
-pub use host::Host;
+pub use host::{Host, Limits, ProcessLimit};
 pub use program::main;
 pub use rate::RateCap;
 pub use stressor::{Command, ExitAction, Stressor};

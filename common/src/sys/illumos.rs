@@ -22,7 +22,7 @@ pub fn cgroup_memory_limit() -> Option<u64> {
     None
 }
 
-pub fn cgroup_pids_limit() -> Option<u64> {
+pub fn cgroup_pids_limit() -> Option<(u64, Option<u64>)> {
     None
 }
 
@@ -50,6 +50,12 @@ pub fn memory() -> (u64, u64) {
 
 pub fn kernel_process_limits() -> (Option<u64>, Option<u64>) {
     (super::sysconf(libc::_SC_CHILD_MAX), None)
+}
+
+/// Not counted on illumos (no /proc/loadavg; its process limit is per user): callers treat
+/// the limit as all free, as before.
+pub fn threads_in_use() -> Option<u64> {
+    None
 }
 
 /// illumos has no RLIMIT_NPROC.

@@ -76,21 +76,24 @@ pub fn create_cgroup(controller: &str, name: &str) -> Result<(PathBuf, CgroupVer
     Ok((dir, ver))
 }
 
-/// The tightest of `file` from this process's cgroup up to the hierarchy's root.
-fn cgroup_limit(controller: &str, v1_file: &str, v2_file: &str) -> Option<u64> {
+/// The tightest of `file` from this process's cgroup up to the hierarchy's root, and the
+/// directory that sets it.
+fn cgroup_limit_at(controller: &str, v1_file: &str, v2_file: &str) -> Option<(u64, PathBuf)> {
     let (dir, ver) = cgroup_dir(controller)?;
     let file = if ver == CgroupVersion::V1 {
         v1_file
     } else {
         v2_file
     };
-    let mut best: Option<u64> = None;
+    let mut best: Option<(u64, PathBuf)> = None;
     let mut d = Some(dir.as_path());
     while let Some(p) = d {
         match read_trim(p.join(file)) {
             Some(v) => {
                 if let Ok(n) = v.parse::<u64>() {
-                    best = Some(best.map_or(n, |b| b.min(n)));
+                    if best.as_ref().is_none_or(|b| n < b.0) {
+                        best = Some((n, p.to_path_buf()));
+                    }
                 }
             }
             None if p != dir => break, // left the hierarchy
@@ -99,7 +102,12 @@ fn cgroup_limit(controller: &str, v1_file: &str, v2_file: &str) -> Option<u64> {
         d = p.parent();
     }
     // cgroup v1 says "no limit" with a huge number.
-    best.filter(|&n| n < (1 << 62))
+    best.filter(|b| b.0 < (1 << 62))
+}
+
+/// The tightest of `file` from this process's cgroup up to the hierarchy's root.
+fn cgroup_limit(controller: &str, v1_file: &str, v2_file: &str) -> Option<u64> {
+    cgroup_limit_at(controller, v1_file, v2_file).map(|b| b.0)
 }
 
 /// The memory limit of this process's cgroup (the tightest on the way up), if any.
@@ -107,9 +115,11 @@ pub fn cgroup_memory_limit() -> Option<u64> {
     cgroup_limit("memory", "memory.limit_in_bytes", "memory.max")
 }
 
-/// The pids limit of this process's cgroup (the tightest on the way up), if any.
-pub fn cgroup_pids_limit() -> Option<u64> {
-    cgroup_limit("pids", "pids.max", "pids.max")
+/// The pids limit of this process's cgroup (the tightest on the way up), if any, and the
+/// processes already counted against it there (`pids.current`, this one included).
+pub fn cgroup_pids_limit() -> Option<(u64, Option<u64>)> {
+    let (max, dir) = cgroup_limit_at("pids", "pids.max", "pids.max")?;
+    Some((max, read_u64(dir.join("pids.current"))))
 }
 
 /// CPUs' worth of quota from the cgroup cpu controller (cfs quota / period), if limited.
@@ -166,6 +176,14 @@ pub fn kernel_process_limits() -> (Option<u64>, Option<u64>) {
         read_u64("/proc/sys/kernel/pid_max"),
         read_u64("/proc/sys/kernel/threads-max"),
     )
+}
+
+/// Threads that exist in the whole system, kernel threads and this process included: what
+/// counts against threads-max (and, near enough, pid_max). The kernel's own count, from
+/// /proc/loadavg's "running/total" field.
+pub fn threads_in_use() -> Option<u64> {
+    let s = read_trim("/proc/loadavg")?;
+    s.split(' ').nth(3)?.split('/').nth(1)?.parse().ok()
 }
 
 /// RLIMIT_NPROC (soft), if limited. It does not bind root.

@@ -77,8 +77,9 @@ The cap:
   they fork). It holds also as root: a shared counter is raised before each fork and
   lowered after a child is reaped; on Linux a pids cgroup of the run's own, set to the
   same number, backs it up when one can be made. Default: the tightest of the pids cgroup
-  limit, pid_max and threads-max, minus a margin (32, or a quarter of a tiny limit) for the
-  rest of the guest. A --max-procs above that is cut to it, and the plan says so.
+  limit, pid_max and threads-max, less what the rest of the guest already holds of it
+  (kernel threads count against threads-max) and a margin (32, or a quarter of a tiny
+  limit) for it. A --max-procs above that is cut to it, and the plan says so.
 ", common::help_footer!()), after_help = "See --help for examples, the cap, units, safety and exit codes.")]
 pub struct Cli {
     #[command(flatten)]
@@ -115,6 +116,8 @@ pub struct ForkBomb {
     /// Set when a --max-procs above what the host allows was cut.
     pub note: Option<String>,
     pub host_max: Option<u64>,
+    /// What the host leaves this run ([`common::Limits::processes_room`]).
+    pub host_room: Option<u64>,
     /// The run's own pids cgroup, once `prepare` made it.
     cgroup: Option<RunCgroup>,
     /// The run's own cgroup in a separate v1 `freezer` hierarchy, if there is one: teardown
@@ -177,37 +180,37 @@ impl common::Command for Cli {
     }
 
     fn plan(&self, host: &Host) -> common::Result<ForkBomb> {
-        let l = &host.limits;
-        let host_max = l.processes_max;
-        let allowed = host_max.map(|m| m - margin(m));
-        let which = || {
-            let mut why = Vec::new();
-            for (name, v) in [
-                ("pids cgroup", l.pids_cgroup_max),
-                ("pid_max", l.pid_max),
-                ("threads-max", l.threads_max),
-            ] {
-                if v.is_some() && v == host_max {
-                    why.push(name);
-                }
-            }
-            if why.is_empty() {
-                why.push("RLIMIT_NPROC");
-            }
-            why.join(", ")
-        };
-        let (max_procs, source, note) = match (self.max_procs, allowed, host_max) {
-            (Some(n), Some(a), Some(h)) if n > a => (
+        let host_max = host.limits.processes_max;
+        // What the host leaves this run: the tightest limit, less what the rest of the
+        // guest already uses of it (kernel threads count against threads-max), less the
+        // margin. Without the "in use", a bomb hits the kernel's limit before its own cap,
+        // and the guest is left with no process to spare at all.
+        let tight = host.limits.tightest();
+        let allowed = tight.map(|t| t.room().saturating_sub(margin(t.max)));
+        let (max_procs, source, note) = match (self.max_procs, allowed, tight) {
+            (Some(n), Some(a), Some(t)) if n > a => (
                 a,
                 "--max-procs, cut to what the host allows".to_string(),
                 Some(format!(
-                    "--max-procs {n} cut to {a}: the host allows {h} processes ({}) and {} are left to the rest of it",
-                    which(),
-                    h - a
+                    "--max-procs {n} cut to {a}: the host allows {} processes ({}), {} are in use elsewhere and {} are left to the rest of it",
+                    t.max,
+                    t.name,
+                    t.others,
+                    margin(t.max)
                 )),
             ),
             (Some(n), _, _) => (n, "--max-procs".to_string(), None),
-            (None, Some(a), Some(h)) => (a, format!("host: {h} ({}) minus {}", which(), h - a), None),
+            (None, Some(a), Some(t)) => (
+                a,
+                format!(
+                    "host: {} {}, {} in use elsewhere, minus {}",
+                    t.name,
+                    t.max,
+                    t.others,
+                    margin(t.max)
+                ),
+                None,
+            ),
             (None, _, _) => (1 << 22, "no host limit known: 4194304, Linux's highest pid_max".to_string(), None),
         };
         let room = max_procs.saturating_sub(OVERHEAD + 1) as usize;
@@ -238,6 +241,7 @@ impl common::Command for Cli {
             source,
             note,
             host_max,
+            host_room: host.limits.processes_room,
             cgroup: None,
             freezer: None,
             cgroup_note: String::new(),
@@ -526,6 +530,7 @@ impl Stressor for ForkBomb {
             m.insert("forks_in_flight_max".into(), self.gate_width().into());
         }
         m.insert("host_processes_max".into(), self.host_max.into());
+        m.insert("host_processes_room".into(), self.host_room.into());
         m
     }
 
@@ -684,6 +689,10 @@ mod tests {
             .into_iter()
             .flatten()
             .min();
+        // Nothing else in use: only this process.
+        h.limits.pids_cgroup_in_use = pids.map(|_| 1);
+        h.limits.threads_in_use = Some(1);
+        h.limits.rlimit_nproc = None;
         h.cpus.usable = 2;
         h
     }
@@ -725,6 +734,35 @@ mod tests {
         );
         let p = plan(&["-n", "100"], &host(None, 32768, 4096)).unwrap();
         assert_eq!((p.max_procs, p.note.is_none()), (100, true));
+    }
+
+    #[test]
+    fn what_the_rest_of_the_guest_uses_is_not_the_bombs() {
+        // 101 threads at start (kernel threads count), this process one of them: 100 are
+        // someone else's, and the margin comes on top.
+        let mut h = host(None, 32768, 4096);
+        h.limits.threads_in_use = Some(101);
+        let p = plan(&[], &h).unwrap();
+        assert_eq!(p.max_procs, 4096 - 100 - 32);
+        assert!(
+            p.source.contains("threads-max 4096, 100 in use"),
+            "{}",
+            p.source
+        );
+        let p = plan(&["-n", "4000"], &h).unwrap();
+        assert_eq!(p.max_procs, 4096 - 100 - 32);
+        let note = p.note.unwrap();
+        assert!(
+            note.contains("cut to 3964") && note.contains("100 are in use"),
+            "{note}"
+        );
+        // A pids cgroup that others fill binds before a larger, emptier limit.
+        let mut h = host(Some(1000), 32768, 4096);
+        h.limits.pids_cgroup_in_use = Some(901);
+        h.limits.threads_in_use = Some(101);
+        let p = plan(&[], &h).unwrap();
+        assert_eq!(p.max_procs, 1000 - 900 - 32);
+        assert!(p.source.contains("pids cgroup"), "{}", p.source);
     }
 
     #[test]
