@@ -63,6 +63,37 @@ fn cgroup(name: &str, max: u64) -> Option<Cgroup> {
     cg
 }
 
+/// Sleeping processes in a cgroup, someone else's as far as the bomb knows; killed and
+/// reaped on drop, also when the test fails.
+struct Sleepers(Vec<std::process::Child>);
+
+impl Sleepers {
+    fn start(cg: &Cgroup, n: usize) -> Self {
+        let procs = cg.procs_file();
+        let start = |_| {
+            let procs = procs.clone();
+            let mut c = std::process::Command::new("sleep");
+            c.arg("60");
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec only open/write/close.
+            unsafe {
+                c.pre_exec(move || std::fs::write(&procs, "0"));
+            }
+            c.spawn().unwrap()
+        };
+        Sleepers((0..n).map(start).collect())
+    }
+}
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// The `max` line of pids.events (cgroup v1 and v2), if the kernel has the file.
 fn max_events(cg: &Cgroup) -> Option<u64> {
     cg.run_cgroup().event("pids.events", "max")
@@ -401,26 +432,10 @@ fn what_others_hold_is_left_to_them() {
     let Some(cg) = cgroup("others", 100) else {
         return;
     };
-    let procs = cg.procs_file();
-    let sleepers: Vec<_> = (0..40)
-        .map(|_| {
-            let procs = procs.clone();
-            let mut c = std::process::Command::new("sleep");
-            c.arg("20");
-            use std::os::unix::process::CommandExt;
-            // SAFETY: between fork and exec only open/write/close.
-            unsafe {
-                c.pre_exec(move || std::fs::write(&procs, "0"));
-            }
-            c.spawn().unwrap()
-        })
-        .collect();
+    let sleepers = Sleepers::start(&cg, 40);
     let run = bin().spawn_in(&["-m", "hold", "-t", "1", "--json", "-q"], Some(&cg));
     let w = watch(run, &cg, Duration::from_secs(20));
-    for mut s in sleepers {
-        let _ = s.kill();
-        let _ = s.wait();
-    }
+    drop(sleepers);
     assert_eq!(w.out.code, Some(0), "stderr: {}", w.out.stderr);
     let r = w.out.json();
     assert_eq!(
@@ -552,24 +567,7 @@ fn dry_run_shows_the_cap_and_where_it_comes_from() {
 
     // Processes already in the cgroup are not the bomb's to take: 30 sleepers there leave
     // it 200 - 30, less the margin (the cap once ran into pids.max and left none).
-    struct Sleepers(Vec<std::process::Child>);
-    impl Drop for Sleepers {
-        fn drop(&mut self) {
-            for c in &mut self.0 {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-    let mut sleepers = Sleepers(Vec::new());
-    for _ in 0..30 {
-        let c = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
-        std::fs::write(cg.procs_file(), c.id().to_string()).unwrap();
-        sleepers.0.push(c);
-    }
+    let sleepers = Sleepers::start(&cg, 30);
     let busy = bin()
         .spawn_in(&["--dry-run", "--json"], Some(&cg))
         .wait(Duration::from_secs(10));
