@@ -61,6 +61,10 @@ pub struct Limits {
     /// system already counts against it. A guest with 60 threads (kernel threads count)
     /// and threads-max 3,584 has room for 3,525, not 3,584.
     pub processes_room: Option<u64>,
+    /// This process's own threads (1, or more under an emulator such as qemu-user, which
+    /// runs threads of its own in it): in the counts above, and not someone else's.
+    #[serde(skip)]
+    pub own_threads: u64,
 }
 
 /// One limit on processes, as [`Limits::tightest`] sees it.
@@ -82,7 +86,7 @@ impl ProcessLimit {
 impl Limits {
     /// Every known limit on this process's descendants, with what others use of it.
     pub fn each(&self) -> Vec<ProcessLimit> {
-        let others = |used: Option<u64>| used.map_or(0, |u| u.saturating_sub(1));
+        let others = |used: Option<u64>| used.map_or(0, |u| u.saturating_sub(self.own_threads));
         let mut v = Vec::new();
         let mut add = |name, max: Option<u64>, others| {
             if let Some(max) = max {
@@ -220,6 +224,7 @@ impl Host {
             rlimit_nproc: nproc,
             processes_max,
             processes_room: None,
+            own_threads: sys::thread_count().map_or(1, |n| n as u64),
         };
         limits.processes_room = limits.tightest().map(|l| l.room());
         Host {

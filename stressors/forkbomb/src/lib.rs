@@ -692,6 +692,7 @@ mod tests {
         // Nothing else in use: only this process.
         h.limits.pids_cgroup_in_use = pids.map(|_| 1);
         h.limits.threads_in_use = Some(1);
+        h.limits.own_threads = 1;
         h.limits.rlimit_nproc = None;
         h.cpus.usable = 2;
         h

@@ -425,7 +425,7 @@ fn sigterm_stops_with_a_report() {
 /// (the cap once took no account of them: 75, and the bomb met pids.max instead).
 #[test]
 fn what_others_hold_is_left_to_them() {
-    if !qemu_runs_it() {
+    if !qemu_runs_it() || !pids_exact("a cgroup shared with others") {
         return;
     }
     let _turn = take_turn();
@@ -573,11 +573,10 @@ fn dry_run_shows_the_cap_and_where_it_comes_from() {
         .wait(Duration::from_secs(10));
     assert_eq!(busy.code, Some(0), "stderr: {}", busy.stderr);
     let p = busy.json();
-    assert_eq!(
-        p["host"]["limits"]["pids_cgroup_in_use"], 31,
-        "{}",
-        p["host"]
-    );
+    // 30 sleepers and this binary (with qemu-user's thread, when emulated: the pids
+    // controller counts threads, and the plan leaves its own out).
+    let in_use = p["host"]["limits"]["pids_cgroup_in_use"].as_u64().unwrap();
+    assert!((31..=32).contains(&in_use), "{}", p["host"]);
     assert_eq!(p["host"]["limits"]["processes_room"], 170, "{}", p["host"]);
     let e = &p["params"]["effective"];
     assert_eq!(e["max_procs"], 200 - 30 - 32, "{e}");
