@@ -478,6 +478,15 @@ fn a_full_table_is_counted_as_eagain() {
         r["errors"]
     );
     assert!(r["totals"]["fork_failures"].as_u64().unwrap() > 0);
+    // The cap still holds when the table fills under it.
+    assert!(
+        r["peaks"]["live_procs"].as_u64().unwrap()
+            <= r["params"]["effective"]["max_procs"].as_u64().unwrap(),
+        "{} {} {}",
+        r["peaks"],
+        r["params"],
+        r["details"]
+    );
     assert!(
         r["stress_s"].as_f64().unwrap() < 2.5 + slack(),
         "{}",
