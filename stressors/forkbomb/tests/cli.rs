@@ -400,6 +400,59 @@ fn bomb_processes_ignore_sigchld_so_their_children_leave_no_zombies() {
     assert_eq!(ignoring, forked, "{ignoring} of {forked} ignore SIGCHLD");
 }
 
+/// The tree grows three forks deep below each worker and no deeper (`TREE_DEPTH`: a deep
+/// tree is slow to kill), and still fills the cap.
+#[test]
+fn the_tree_is_three_forks_deep_below_the_workers() {
+    let _turn = take_turn();
+    if !qemu_runs_it() {
+        return;
+    }
+    let Some(cg) = cgroup("depth", 1000) else {
+        return;
+    };
+    let run = bin().spawn_in(&["-m", "hold", "-n", "300", "-t", "30", "-q"], Some(&cg));
+    // Under qemu-user each process counts twice against the pids.max of the run's own
+    // cgroup (see qemu_runs_it): about 150 fit.
+    let want = if bin().emulated() { 140 } else { 300 };
+    let full = wait_for_live(&run.tag, want, Duration::from_secs(20));
+    let parent: std::collections::HashMap<i32, i32> = live_tagged(&run.tag)
+        .into_iter()
+        .filter_map(|pid| Some((pid, ProcStat::read(pid)?.ppid())))
+        .collect();
+    // Forks between the supervisor and each process (a worker: 1).
+    let depth = |mut pid: i32| {
+        let mut d = 0;
+        while pid != run.pid() {
+            pid = *parent.get(&pid)?;
+            d += 1;
+        }
+        Some(d)
+    };
+    let mut deepest = 0;
+    let mut counted = 0;
+    let mut by_depth = [0usize; 16];
+    for &pid in parent.keys() {
+        if let Some(d) = depth(pid) {
+            deepest = deepest.max(d);
+            by_depth[d.min(15)] += 1;
+            counted += 1;
+        }
+    }
+    run.signal(libc::SIGTERM);
+    let w = watch(run, &cg, Duration::from_secs(10));
+    assert_eq!(w.out.code, Some(143), "stderr: {}", w.out.stderr);
+    assert!(full, "the bomb never reached {want} processes");
+    assert!(
+        counted >= want - 10,
+        "only {counted} processes traced back to the supervisor"
+    );
+    assert_eq!(
+        deepest, 4,
+        "deepest process {deepest} forks below the supervisor, want 1 + 3; per depth {by_depth:?}"
+    );
+}
+
 #[test]
 fn sigterm_stops_with_a_report() {
     if !qemu_runs_it() {
