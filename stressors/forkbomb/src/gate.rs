@@ -57,6 +57,15 @@ pub struct Pass {
 /// The index of the first place's word.
 const PLACES: usize = 2;
 
+/// The first four bytes of `word`, as the u32 a futex sleeps on
+/// ([`common::sys::wait_while`]). Every process of the bomb uses the word only through this
+/// view; the supervisor reads run-wide words as u64 once every one of them is gone.
+pub fn futex_word(word: &AtomicU64) -> &AtomicU32 {
+    // SAFETY: `word` is live and aligned (u64 alignment covers u32) for the returned
+    // lifetime, and while it is shared it is used only as this AtomicU32 (see above).
+    unsafe { AtomicU32::from_ptr(word.as_ptr().cast()) }
+}
+
 fn now_ms() -> u32 {
     (common::time::mono_ns() / 1_000_000) as u32
 }
@@ -86,11 +95,9 @@ impl<'a> Gate<'a> {
         self.words.len() - PLACES
     }
 
-    /// The futex word: the low half of word 0.
+    /// The futex word: word 0.
     fn seq(&self) -> &AtomicU32 {
-        // SAFETY: word 0 is a live, aligned AtomicU64 for as long as `self`; its first
-        // four bytes are only ever used as this AtomicU32.
-        unsafe { AtomicU32::from_ptr(self.words[0].as_ptr().cast()) }
+        futex_word(&self.words[0])
     }
 
     /// Takes a place for process `pid`, sleeping while none is free. `go` is asked after

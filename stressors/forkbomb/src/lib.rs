@@ -179,7 +179,7 @@ const G_FULL_NS: usize = 3;
 /// the peak is measured on; G_FORKED also holds reservations of forks in flight).
 const G_LIVE: usize = 4;
 /// 1 once the bomb can fork no more: its cap is full, or the host refused a fork. The
-/// tree's leaves sleep on it (a futex, its low half) until then.
+/// tree's leaves sleep on it (a futex: [`gate::futex_word`]) until then.
 const G_SATURATED: usize = 5;
 
 impl common::Command for Cli {
@@ -311,11 +311,9 @@ impl ForkBomb {
         }
     }
 
-    /// The futex word the leaves sleep on: the low half of [`G_SATURATED`].
+    /// The futex word the leaves sleep on: [`G_SATURATED`].
     fn saturated<'w>(&self, w: &'w Worker) -> &'w AtomicU32 {
-        // SAFETY: the global is a live, aligned AtomicU64 for as long as `w`; its first
-        // four bytes are only ever used as this AtomicU32.
-        unsafe { AtomicU32::from_ptr(w.global(G_SATURATED).as_ptr().cast()) }
+        gate::futex_word(w.global(G_SATURATED))
     }
 
     /// The bomb can fork no more: wake the leaves, once.
@@ -498,10 +496,10 @@ impl ForkBomb {
                     w.errno(e);
                     if matches!(e, Errno::EAGAIN | Errno::ENOMEM) {
                         self.saturate(w);
-                    }
-                    if hold && matches!(e, Errno::EAGAIN | Errno::ENOMEM) {
-                        // The table (or memory) is full before the cap: that is the hold.
-                        break;
+                        if hold {
+                            // The table (or memory) is full before the cap: that is the hold.
+                            break;
+                        }
                     }
                     self.reap(w, &mut p);
                     std::thread::yield_now();
