@@ -118,6 +118,18 @@ impl RunCgroup {
         }
     }
 
+    /// CPU seconds (user and system) of every process that was ever inside, the dead
+    /// included: v2 `cpu.stat` (there whether or not the cpu controller is enabled), v1
+    /// `cpuacct.usage` (a cgroup of the `cpuacct` hierarchy).
+    pub fn cpu_s(&self) -> Option<f64> {
+        match self.version {
+            CgroupVersion::V1 => self.get_u64("cpuacct.usage").map(|ns| ns as f64 / 1e9),
+            CgroupVersion::V2 => self
+                .event("cpu.stat", "usage_usec")
+                .map(|us| us as f64 / 1e6),
+        }
+    }
+
     /// A count from one of the cgroup's `key value` files: `event("pids.events", "max")`,
     /// `event("memory.events", "oom_kill")`.
     pub fn event(&self, file: &str, key: &str) -> Option<u64> {

@@ -80,6 +80,14 @@ pub trait Stressor {
     /// The worker loop, in its own process: work until `w.running()` says stop.
     fn work(&self, w: &mut Worker) -> Result<()>;
 
+    /// CPU seconds of the run's processes, where the stressor counts them better than
+    /// `getrusage(RUSAGE_CHILDREN)` does: rusage holds only processes that someone waited
+    /// for, and a fork bomb's own children are removed by the kernel unwaited. The report's
+    /// `totals.cpu_s` takes the larger of the two. Asked after teardown, before `cleanup`.
+    fn cpu_s(&self) -> Option<f64> {
+        None
+    }
+
     /// A worker ended before it was told to: what now?
     fn on_exit(&self, _end: &WorkerEnd) -> ExitAction {
         ExitAction::Keep

@@ -254,6 +254,7 @@ pub fn supervise<S: Stressor>(
         .collect();
     errors.sort_by_key(|e| std::cmp::Reverse(e.1));
     let usage = sys::children_cpu_s();
+    let usage = run.stressor.cpu_s().map_or(usage, |c| c.max(usage));
     let steal = match (ticks0, sys::cpu_ticks()) {
         (Some(a), Some(b)) if b.total > a.total => {
             let st = b.steal.saturating_sub(a.steal) as f64;

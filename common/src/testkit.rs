@@ -124,6 +124,12 @@ impl Bin {
 
     /// Starts the binary inside `cgroup` (it is moved there before it runs).
     pub fn spawn_in(&self, args: &[&str], cgroup: Option<&Cgroup>) -> Running {
+        self.spawn_in_all(args, cgroup.as_slice())
+    }
+
+    /// As [`Bin::spawn_in`], in every one of `cgroups` (of different hierarchies: pids and
+    /// a v1 cpuacct cgroup that counts the run's CPU time from outside).
+    pub fn spawn_in_all(&self, args: &[&str], cgroups: &[&Cgroup]) -> Running {
         static N: AtomicU32 = AtomicU32::new(0);
         let tag = format!(
             "{}-{}",
@@ -131,24 +137,29 @@ impl Bin {
             N.fetch_add(1, Ordering::SeqCst)
         );
         let mut cmd = self.command(args, &tag);
-        if let Some(cg) = cgroup {
-            let procs =
-                std::ffi::CString::new(cg.procs_file().to_string_lossy().as_bytes()).unwrap();
+        if !cgroups.is_empty() {
+            let files: Vec<std::ffi::CString> = cgroups
+                .iter()
+                .map(|cg| {
+                    std::ffi::CString::new(cg.procs_file().to_string_lossy().as_bytes()).unwrap()
+                })
+                .collect();
             use std::os::unix::process::CommandExt;
             // SAFETY: between fork and exec only async-signal-safe calls (open, write, close).
             unsafe {
                 cmd.pre_exec(move || {
-                    let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-                    if fd < 0 {
-                        return Err(std::io::Error::last_os_error());
+                    for procs in &files {
+                        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+                        if fd < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                        libc::close(fd);
+                        if !ok {
+                            return Err(std::io::Error::last_os_error());
+                        }
                     }
-                    let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
-                    libc::close(fd);
-                    if ok {
-                        Ok(())
-                    } else {
-                        Err(std::io::Error::last_os_error())
-                    }
+                    Ok(())
                 });
             }
         }
