@@ -124,6 +124,9 @@ pub struct ForkBomb {
     /// The run's own cgroup in a separate v1 `freezer` hierarchy, if there is one: teardown
     /// freezes the bomb so that nothing forks while it is being killed.
     freezer: Option<RunCgroup>,
+    /// The run's own cgroup in a v1 `cpuacct` hierarchy, if there is one: the CPU time of
+    /// every bomb process (v2's pids cgroup counts it itself). See [`ForkBomb::cpu_cgroup`].
+    cpuacct: Option<RunCgroup>,
     cgroup_note: String,
     /// CPUs the bomb may use: the gate lets two forks per CPU through at once.
     cpus: usize,
@@ -133,6 +136,20 @@ impl ForkBomb {
     /// Forks the gate lets through at once: two per CPU.
     fn gate_width(&self) -> usize {
         2 * self.cpus
+    }
+
+    /// The cgroup that counts the CPU time of every bomb process, where there is one: v1's
+    /// `cpuacct`, or v2's pids cgroup itself. classic and hold only: their processes ignore
+    /// SIGCHLD, so their children are removed unwaited and never reach the supervisor's
+    /// rusage; churn's workers wait for theirs, and rusage counts them all.
+    fn cpu_cgroup(&self) -> Option<&RunCgroup> {
+        if self.mode == Mode::Churn {
+            return None;
+        }
+        self.cpuacct.as_ref().or(self
+            .cgroup
+            .as_ref()
+            .filter(|c| c.version() == common::sys::CgroupVersion::V2))
     }
 
     /// Processes the workers may fork between them (the shared counter's ceiling).
@@ -254,6 +271,7 @@ impl common::Command for Cli {
             host_room: host.limits.processes_room,
             cgroup: None,
             freezer: None,
+            cpuacct: None,
             cgroup_note: String::new(),
             cpus: host.cpus.usable.max(1),
         })
@@ -613,6 +631,11 @@ impl Stressor for ForkBomb {
         if let Some((_, common::sys::CgroupVersion::V1)) = common::sys::cgroup_dir("freezer") {
             self.freezer = RunCgroup::create("freezer", CGROUP_PREFIX).ok();
         }
+        if self.mode != Mode::Churn {
+            if let Some((_, common::sys::CgroupVersion::V1)) = common::sys::cgroup_dir("cpuacct") {
+                self.cpuacct = RunCgroup::create("cpuacct", CGROUP_PREFIX).ok();
+            }
+        }
         let limit = self.max_procs - OVERHEAD;
         let made = RunCgroup::create("pids", CGROUP_PREFIX)
             .and_then(|cg| cg.limit_pids(limit).map(|()| cg));
@@ -628,7 +651,12 @@ impl Stressor for ForkBomb {
     }
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {
-        for cg in self.cgroup.iter().chain(self.freezer.iter()) {
+        for cg in self
+            .cgroup
+            .iter()
+            .chain(self.freezer.iter())
+            .chain(self.cpuacct.iter())
+        {
             if let Err(e) = std::fs::write(cg.procs_file(), "0") {
                 if let Some(n) = e.raw_os_error() {
                     w.errno(Errno::from_raw(n));
@@ -684,6 +712,10 @@ impl Stressor for ForkBomb {
         Duration::ZERO
     }
 
+    fn cpu_s(&self) -> Option<f64> {
+        self.cpu_cgroup().and_then(RunCgroup::cpu_s)
+    }
+
     fn kill_all(&self) -> Option<&'static str> {
         self.freezer
             .as_ref()
@@ -727,6 +759,24 @@ impl Stressor for ForkBomb {
                 Found::count(cg.event("pids.events", "max")),
             );
         }
+        match (self.mode, self.cpu_cgroup().and_then(RunCgroup::cpu_s)) {
+            (Mode::Churn, _) => {}
+            (_, Some(_)) => {
+                f.detail_report_only(
+                    "cpu_counted",
+                    Found::Text("every process of the bomb (its cgroup)".into()),
+                );
+            }
+            (_, None) => {
+                f.detail(
+                    "cpu_counted",
+                    Found::Text(
+                        "partly: the workers and the orphans reaped; no cgroup counts the processes the bomb removes itself"
+                            .into(),
+                    ),
+                );
+            }
+        }
         f.detail("orphans_reaped", Found::Count(run.orphans_reaped))
             .detail_report_only(
                 "teardown_ms",
@@ -738,6 +788,7 @@ impl Stressor for ForkBomb {
     fn cleanup(&mut self) {
         // Dropping them removes them (after killing anything left inside).
         self.freezer = None;
+        self.cpuacct = None;
         self.cgroup = None;
     }
 }

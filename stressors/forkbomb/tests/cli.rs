@@ -400,6 +400,73 @@ fn bomb_processes_ignore_sigchld_so_their_children_leave_no_zombies() {
     assert_eq!(ignoring, forked, "{ignoring} of {forked} ignore SIGCHLD");
 }
 
+/// `totals.cpu_s` is the CPU time of every process of the bomb: classic's processes ignore
+/// SIGCHLD, so their children are removed unwaited and never reach the supervisor's rusage
+/// (which once made cpu_s 2.5 s of a 2 s run on 2 CPUs that burned 4). The test counts
+/// from outside, with a CPU-accounting cgroup of its own around the whole run (v1 cpuacct;
+/// on v2 the pids cgroup counts too).
+#[test]
+fn cpu_s_counts_every_process_of_the_bomb() {
+    let _turn = take_turn();
+    if !qemu_runs_it() {
+        return;
+    }
+    let Some(cg) = cgroup("cpu", 200) else {
+        return;
+    };
+    let acct = if cg.v2 {
+        None
+    } else {
+        match Cgroup::new("cpuacct", "cpu") {
+            Some(c) => Some(c),
+            None => return common::testkit::skip("no writable cpuacct cgroup here"),
+        }
+    };
+    let cgs: Vec<&Cgroup> = std::iter::once(&cg).chain(acct.as_ref()).collect();
+    let run = bin().spawn_in_all(&["-n", "40", "-t", "2", "--json", "-q"], &cgs);
+    let w = watch(run, &cg, Duration::from_secs(20));
+    assert_eq!(w.out.code, Some(0), "stderr: {}", w.out.stderr);
+    let r = w.out.json();
+    let counted = match &acct {
+        Some(a) => a.get_u64("cpuacct.usage") as f64 / 1e9,
+        None => {
+            cg.get("cpu.stat")
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap()
+                / 1e6
+        }
+    };
+    let cpu_s = r["totals"]["cpu_s"].as_f64().unwrap();
+    // The test's count holds the supervisor's own CPU as well, which cpu_s leaves out.
+    assert!(counted > 0.05, "the bomb used {counted} s of CPU");
+    assert!(
+        cpu_s >= 0.9 * counted - 0.05 && cpu_s <= counted + 0.01,
+        "totals.cpu_s {cpu_s}, counted from outside {counted}: {}",
+        r["totals"]
+    );
+    assert_eq!(
+        r["details"]["cpu_counted"], "every process of the bomb (its cgroup)",
+        "{}",
+        r["details"]
+    );
+    // The run's own cpuacct cgroup (made inside the test's) is gone.
+    if let Some(a) = &acct {
+        let left: Vec<_> = std::fs::read_dir(&a.dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "cgroups left in {}: {left:?}",
+            a.dir.display()
+        );
+    }
+}
+
 /// The tree grows three forks deep below each worker and no deeper (`TREE_DEPTH`: a deep
 /// tree is slow to kill), and still fills the cap.
 #[test]
