@@ -633,7 +633,12 @@ impl Stressor for ForkBomb {
         }
         if self.mode != Mode::Churn {
             if let Some((_, common::sys::CgroupVersion::V1)) = common::sys::cgroup_dir("cpuacct") {
-                self.cpuacct = RunCgroup::create("cpuacct", CGROUP_PREFIX).ok();
+                // Not where cpuacct shares its hierarchy with cpu ("cpu,cpuacct"): a cgroup
+                // there is a scheduling group too, and the bomb would compete for CPU as one
+                // group instead of as thousands of processes. Dropped, it is removed again.
+                self.cpuacct = RunCgroup::create("cpuacct", CGROUP_PREFIX)
+                    .ok()
+                    .filter(|cg| !cg.dir().join("cpu.shares").exists());
             }
         }
         let limit = self.max_procs - OVERHEAD;
