@@ -515,6 +515,11 @@ impl Cgroup {
         self.inner.get(file).unwrap_or_default()
     }
 
+    /// CPU seconds of every process ever inside ([`crate::cgroup::RunCgroup::cpu_s`]).
+    pub fn cpu_s(&self) -> Option<f64> {
+        self.inner.cpu_s()
+    }
+
     pub fn get_u64(&self, file: &str) -> u64 {
         self.inner.get_u64(file).unwrap_or(0)
     }

@@ -427,17 +427,7 @@ fn cpu_s_counts_every_process_of_the_bomb() {
     let w = watch(run, &cg, Duration::from_secs(20));
     assert_eq!(w.out.code, Some(0), "stderr: {}", w.out.stderr);
     let r = w.out.json();
-    let counted = match &acct {
-        Some(a) => a.get_u64("cpuacct.usage") as f64 / 1e9,
-        None => {
-            cg.get("cpu.stat")
-                .lines()
-                .find_map(|l| l.strip_prefix("usage_usec "))
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap()
-                / 1e6
-        }
-    };
+    let counted = acct.as_ref().unwrap_or(&cg).cpu_s().unwrap();
     let cpu_s = r["totals"]["cpu_s"].as_f64().unwrap();
     if acct
         .as_ref()
