@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+pub mod cli;
+pub mod summary;
+
 /// The schema of `compare --format json`.
 pub const SCHEMA: &str = "misbehave.compare/1";
 
@@ -716,6 +719,15 @@ impl Table {
         }
         s.push_str("</svg>\n");
         s
+    }
+}
+
+/// One CSV field, quoted where it must be (RFC 4180).
+pub fn csv_field(t: &str) -> String {
+    if t.contains([',', '"', '\n']) {
+        format!("\"{}\"", t.replace('"', "\"\""))
+    } else {
+        t.to_string()
     }
 }
 

@@ -9,7 +9,8 @@ use common::testkit::TempDir;
 use serde_json::{json, Value};
 
 fn compare(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_compare"))
+    let out = Command::new(env!("CARGO_BIN_EXE_misbehave"))
+        .arg("compare")
         .args(args)
         .output()
         .unwrap();

@@ -1,4 +1,5 @@
-//! Writes man pages and shell completions for every stressor, from its clap definition.
+//! Writes man pages and shell completions for every shipped binary (the stressors and the
+//! host-side `misbehave`), from its clap definition.
 //!
 //! `gen-docs OUT_DIR` makes `OUT_DIR/man/man1/<name>.1` (and one page per subcommand,
 //! `<name>-<sub>.1`), `OUT_DIR/completions/bash/<name>`, `OUT_DIR/completions/zsh/_<name>`
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 use clap::{Command, CommandFactory};
 use clap_complete::Shell;
 
-/// Every shipped stressor's clap command, in the order of the README.
+/// Every shipped binary's clap command, in the order of the README.
 const COMMANDS: &[fn() -> Command] = &[
     cpubomb::Cli::command,
     forkbomb::Cli::command,
@@ -21,6 +22,7 @@ const COMMANDS: &[fn() -> Command] = &[
     diskthrash::Cli::command,
     netflood::Cli::command,
     probe::Cli::command,
+    misbehave_host::cli::Cli::command,
 ];
 
 fn main() -> ExitCode {
