@@ -273,6 +273,29 @@ pub fn r2(v: f64) -> f64 {
     }
 }
 
+/// A set's name without its repetition, and the repetition: `cpu.r3` is the third run of
+/// the stress test `cpu`, `cpu` its first.
+pub fn repetition(set: &str) -> (&str, u32) {
+    if let Some((name, k)) = set.rsplit_once(".r") {
+        match k.parse::<u32>() {
+            Ok(n) if n >= 2 && !name.is_empty() && !k.starts_with(['0', '+']) => return (name, n),
+            _ => {}
+        }
+    }
+    (set, 1)
+}
+
+/// The smallest and the largest of `v` (None for none).
+fn span(v: &[f64]) -> Option<(f64, f64)> {
+    let lo = v.iter().copied().reduce(f64::min)?;
+    let hi = v.iter().copied().reduce(f64::max)?;
+    Some((lo, hi))
+}
+
+fn mean(v: &[f64]) -> Option<f64> {
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
 /// One row of the table: a stress test, a kind of work, a measure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -288,37 +311,68 @@ pub struct Row {
     pub good_hosts: usize,
     /// The misbehaving guest's own (None: DNR).
     pub bad: Option<f64>,
-    /// Every guest's degradation (None: DNR).
+    /// Every guest's degradation (None: DNR), the mean over the repetitions.
     pub per_host: BTreeMap<String, Option<f64>>,
+    /// Repetitions of the stress test that were run (its sets `S`, `S.r2`, ...).
+    pub repeats: usize,
+    /// Over the repetitions (two or more): the lowest and highest mean of the well-behaved
+    /// guests, and of the misbehaving one.
+    pub good_span: Option<(f64, f64)>,
+    pub bad_span: Option<(f64, f64)>,
+    /// The baseline's own noise for this kind and measure: the largest degradation of one
+    /// baseline repetition against the mean of all of them, over every guest (None: one
+    /// baseline only).
+    pub noise: Option<f64>,
+}
+
+impl Row {
+    /// Whether `v` stands out of the baseline's noise (None: no noise band, or DNR).
+    pub fn significant(&self, v: Option<f64>) -> Option<bool> {
+        Some(v?.abs() > self.noise?)
+    }
 }
 
 /// The whole comparison.
 #[derive(Debug, Clone)]
 pub struct Table {
     pub baseline: String,
+    /// Repetitions of the baseline.
+    pub baselines: usize,
     pub kinds: Vec<String>,
     pub rows: Vec<Row>,
     pub notes: Vec<String>,
 }
 
 /// Computes the table. `bad` names the misbehaving host unless a set's `BAD` file does.
+/// Repetitions of a set (`S.r2`, `S.r3`, ...) are taken together: each guest's baseline is
+/// the mean over the baseline's repetitions, each cell the mean over the stress test's.
 pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table, String> {
-    let base = res
-        .sets
+    // Each set under its stress test, in the order of its repetitions.
+    let mut groups: BTreeMap<&str, Vec<(u32, &String)>> = BTreeMap::new();
+    for set in res.sets.keys() {
+        let (name, k) = repetition(set);
+        groups.entry(name).or_default().push((k, set));
+    }
+    for g in groups.values_mut() {
+        g.sort();
+    }
+    let bases: Vec<&BTreeMap<String, ProbeRun>> = groups
         .get(baseline)
-        .ok_or_else(|| format!("no baseline set `{baseline}` (name it with --baseline)"))?;
-    if base.is_empty() {
+        .ok_or_else(|| format!("no baseline set `{baseline}` (name it with --baseline)"))?
+        .iter()
+        .map(|(_, s)| &res.sets[*s])
+        .collect();
+    if bases.iter().all(|b| b.is_empty()) {
         return Err(format!(
             "the baseline set `{baseline}` holds no probe report"
         ));
     }
-    let mut tests: Vec<(usize, String, String)> = res
-        .sets
+    let mut tests: Vec<(usize, &str, String)> = groups
         .keys()
-        .filter(|s| s.as_str() != baseline)
+        .filter(|s| **s != baseline)
         .map(|s| {
             let (i, l) = test_label(s);
-            (i, s.clone(), l)
+            (i, *s, l)
         })
         .collect();
     if tests.is_empty() {
@@ -328,23 +382,52 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
     // Kinds in probe's order.
     let mut kinds: Vec<String> = Vec::new();
     for w in probe::WORKS {
-        if base.values().any(|r| r.kinds.contains_key(w.name())) {
+        if bases
+            .iter()
+            .any(|b| b.values().any(|r| r.kinds.contains_key(w.name())))
+        {
             kinds.push(w.name().to_string());
         }
     }
+    let measured = |r: Option<&ProbeRun>, kind: &str, m: Measure| {
+        r.filter(|r| !r.failed)
+            .and_then(|r| r.kinds.get(kind))
+            .and_then(|&(g, p)| match m {
+                Measure::Good => g,
+                Measure::P99 => p,
+            })
+    };
     let mut rows = Vec::new();
     let mut notes = res.notes.clone();
-    for (_, set, label) in &tests {
-        let bad_host = match (res.bad_files.get(set), bad) {
-            (Some(b), _) => b.clone(),
-            (None, Some(b)) => b.to_string(),
-            (None, None) => {
-                return Err(format!(
-                "which guest misbehaved in `{set}`? Give --bad HOST or put its name in {set}/BAD"
-            ))
+    if bases.len() == 1 && groups.values().any(|g| g.len() > 1) {
+        notes.push(format!(
+            "one run of `{baseline}`: no noise band (repeat the baseline to see which cells stand out)"
+        ));
+    }
+    for (_, test, label) in &tests {
+        let sets: Vec<&String> = groups[test].iter().map(|(_, s)| *s).collect();
+        let mut bad_hosts: Vec<String> = Vec::new();
+        for set in &sets {
+            let b = match (res.bad_files.get(*set), bad) {
+                (Some(b), _) => b.clone(),
+                (None, Some(b)) => b.to_string(),
+                (None, None) => {
+                    return Err(format!(
+                    "which guest misbehaved in `{set}`? Give --bad HOST or put its name in {set}/BAD"
+                ))
+                }
+            };
+            if !bad_hosts.contains(&b) {
+                bad_hosts.push(b);
             }
-        };
-        let runs = &res.sets[set];
+        }
+        if bad_hosts.len() > 1 {
+            return Err(format!(
+                "the repetitions of `{test}` name different misbehaving guests: {}",
+                bad_hosts.join(", ")
+            ));
+        }
+        let bad_host = bad_hosts.remove(0);
         if !res.sets.values().any(|hosts| hosts.contains_key(&bad_host)) {
             let n = format!("{bad_host} (named as misbehaving) has no probe report in any set");
             if !notes.contains(&n) {
@@ -353,55 +436,113 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
         }
         for kind in &kinds {
             for m in [Measure::Good, Measure::P99] {
-                let value = |r: &ProbeRun| {
-                    r.kinds.get(kind).and_then(|&(g, p)| match m {
-                        Measure::Good => g,
-                        Measure::P99 => p,
+                // Each guest's baseline: the mean over the baseline's repetitions.
+                let base: BTreeMap<&String, Option<f64>> = res
+                    .hosts
+                    .iter()
+                    .map(|h| {
+                        let v: Vec<f64> = bases
+                            .iter()
+                            .filter_map(|b| measured(b.get(h), kind, m))
+                            .collect();
+                        (h, mean(&v))
                     })
-                };
-                let mut per_host = BTreeMap::new();
-                for h in &res.hosts {
-                    let b = base.get(h).filter(|r| !r.failed).and_then(value);
-                    let t = runs.get(h).filter(|r| !r.failed).and_then(value);
-                    per_host.insert(h.clone(), degradation(m, b, t));
-                }
+                    .collect();
+                let noise = (bases.len() > 1)
+                    .then(|| {
+                        bases
+                            .iter()
+                            .flat_map(|b| {
+                                res.hosts.iter().filter_map(|h| {
+                                    degradation(m, base[h], measured(b.get(h), kind, m))
+                                })
+                            })
+                            .map(f64::abs)
+                            .reduce(f64::max)
+                    })
+                    .flatten();
+                // Per repetition, per guest.
+                let per_rep: Vec<BTreeMap<&String, Option<f64>>> = sets
+                    .iter()
+                    .map(|set| {
+                        let runs = &res.sets[*set];
+                        res.hosts
+                            .iter()
+                            .map(|h| (h, degradation(m, base[h], measured(runs.get(h), kind, m))))
+                            .collect()
+                    })
+                    .collect();
+                let per_host: BTreeMap<String, Option<f64>> = res
+                    .hosts
+                    .iter()
+                    .map(|h| {
+                        let v: Vec<f64> = per_rep.iter().filter_map(|r| r[h]).collect();
+                        (h.clone(), mean(&v))
+                    })
+                    .collect();
                 let good: Vec<f64> = per_host
                     .iter()
                     .filter(|(h, _)| **h != bad_host)
                     .filter_map(|(_, v)| *v)
                     .collect();
-                let good_hosts = res.hosts.iter().filter(|h| **h != bad_host).count();
+                let good_by_rep: Vec<f64> = per_rep
+                    .iter()
+                    .filter_map(|r| {
+                        let v: Vec<f64> = r
+                            .iter()
+                            .filter(|(h, _)| ***h != bad_host)
+                            .filter_map(|(_, v)| *v)
+                            .collect();
+                        mean(&v)
+                    })
+                    .collect();
+                let bad_by_rep: Vec<f64> = per_rep
+                    .iter()
+                    .filter_map(|r| r.get(&bad_host).copied().flatten())
+                    .collect();
+                let several = sets.len() > 1;
                 rows.push(Row {
-                    set: set.clone(),
+                    set: test.to_string(),
                     label: label.clone(),
                     kind: kind.clone(),
                     measure: m,
                     bad_host: bad_host.clone(),
-                    good_mean: (!good.is_empty())
-                        .then(|| good.iter().sum::<f64>() / good.len() as f64),
+                    good_mean: mean(&good),
                     good_worst: good.iter().copied().reduce(f64::max),
                     good_reported: good.len(),
-                    good_hosts,
+                    good_hosts: res.hosts.iter().filter(|h| **h != bad_host).count(),
                     bad: per_host.get(&bad_host).copied().flatten(),
                     per_host,
+                    repeats: sets.len(),
+                    good_span: span(&good_by_rep).filter(|_| several),
+                    bad_span: span(&bad_by_rep).filter(|_| several),
+                    noise,
                 });
             }
         }
-        for h in &res.hosts {
-            if !runs.contains_key(h) {
-                notes.push(format!("{set}: no probe report from {h} (DNR)"));
-            } else if runs[h].failed {
-                notes.push(format!("{set}: the probe run of {h} failed (DNR)"));
+        for set in &sets {
+            let runs = &res.sets[*set];
+            for h in &res.hosts {
+                if !runs.contains_key(h) {
+                    notes.push(format!("{set}: no probe report from {h} (DNR)"));
+                } else if runs[h].failed {
+                    notes.push(format!("{set}: the probe run of {h} failed (DNR)"));
+                }
             }
-            if !base.contains_key(h) && set == &tests[0].1 {
-                notes.push(format!(
-                    "{baseline}: no baseline from {h}: nothing to compare it with (DNR)"
-                ));
+        }
+        if test == &tests[0].1 {
+            for h in &res.hosts {
+                if bases.iter().all(|b| !b.contains_key(h)) {
+                    notes.push(format!(
+                        "{baseline}: no baseline from {h}: nothing to compare it with (DNR)"
+                    ));
+                }
             }
         }
     }
     Ok(Table {
         baseline: baseline.to_string(),
+        baselines: bases.len(),
         kinds,
         rows,
         notes,
@@ -410,6 +551,28 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
 
 fn cell(v: Option<f64>) -> String {
     v.map_or("DNR".to_string(), |v| format!("{:.2}", r2(v)))
+}
+
+/// A Markdown cell: the value, its span over the repetitions, and *n.s.* where it lies
+/// within the baseline's noise.
+fn md_cell(r: &Row, v: Option<f64>, span: Option<(f64, f64)>) -> String {
+    let mut c = cell(v);
+    if let (Some(_), Some((lo, hi))) = (v, span) {
+        c += &format!(" [{:.2}, {:.2}]", r2(lo), r2(hi));
+    }
+    if r.significant(v) == Some(false) {
+        c += " *n.s.*";
+    }
+    c
+}
+
+/// `true`/`false`, or empty where it is not known.
+fn flag(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "true",
+        Some(false) => "false",
+        None => "",
+    }
 }
 
 impl Table {
@@ -445,8 +608,33 @@ impl Table {
              guest, DNR = did not report (no report, or the run failed). Within-SLO share: \
              (base - test) / base; p99 latency: (test - base) / base; in percent.\n"
         );
+        let repeats = self.rows.iter().map(|r| r.repeats).max().unwrap_or(1);
+        if repeats > 1 || self.baselines > 1 {
+            let _ = writeln!(
+                s,
+                "Each cell is the mean over the stress test's repetitions (up to {repeats}), \
+                 [min, max] over them; the baseline ran {} times. *n.s.*: not significant, within \
+                 the baseline's own noise (the largest degradation of one baseline run against \
+                 the mean of all, given per kind below).\n",
+                self.baselines
+            );
+        }
         for kind in &self.kinds {
             let _ = writeln!(s, "## {kind} work\n");
+            let noise = |m| {
+                self.rows
+                    .iter()
+                    .find(|r| r.kind == *kind && r.measure == m)
+                    .and_then(|r| r.noise)
+            };
+            if let (Some(g), Some(p)) = (noise(Measure::Good), noise(Measure::P99)) {
+                let _ = writeln!(
+                    s,
+                    "Noise band: good share ±{:.2}, p99 ±{:.2}.\n",
+                    r2(g),
+                    r2(p)
+                );
+            }
             let _ = writeln!(
                 s,
                 "| stress test | misbehaving | good share: Good | Good (worst) | Bad | p99: Good | Good (worst) | Bad |"
@@ -460,7 +648,7 @@ impl Table {
                     continue;
                 };
                 let good = |r: &Row| {
-                    let c = cell(r.good_mean);
+                    let c = md_cell(r, r.good_mean, r.good_span);
                     if r.good_mean.is_some() && r.good_reported < r.good_hosts {
                         format!("{c} ({} of {})", r.good_reported, r.good_hosts)
                     } else {
@@ -473,10 +661,10 @@ impl Table {
                     g.bad_host,
                     good(g),
                     cell(g.good_worst),
-                    cell(g.bad),
+                    md_cell(g, g.bad, g.bad_span),
                     good(p),
                     cell(p.good_worst),
-                    cell(p.bad)
+                    md_cell(p, p.bad, p.bad_span)
                 );
             }
             s.push('\n');
@@ -493,19 +681,21 @@ impl Table {
     /// CSV: one line per stress test, kind and measure; DNR spelled out.
     pub fn csv(&self) -> String {
         let mut s = String::from(
-            "test,label,kind,measure,misbehaving,good_mean_pct,good_worst_pct,bad_pct,good_reported,good_hosts\n",
+            "test,label,kind,measure,misbehaving,good_mean_pct,good_worst_pct,bad_pct,good_reported,good_hosts,\
+             repeats,good_min_pct,good_max_pct,bad_min_pct,bad_max_pct,noise_pct,good_significant,bad_significant\n",
         );
-        let q = |t: &str| {
-            if t.contains([',', '"', '\n']) {
-                format!("\"{}\"", t.replace('"', "\"\""))
-            } else {
-                t.to_string()
-            }
+        let q = csv_field;
+        let ends = |sp: Option<(f64, f64)>| {
+            sp.map_or((String::new(), String::new()), |(lo, hi)| {
+                (format!("{:.2}", r2(lo)), format!("{:.2}", r2(hi)))
+            })
         };
         for r in &self.rows {
+            let (gl, gh) = ends(r.good_span);
+            let (bl, bh) = ends(r.bad_span);
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{gl},{gh},{bl},{bh},{},{},{}",
                 q(&r.set),
                 q(&r.label),
                 q(&r.kind),
@@ -515,7 +705,11 @@ impl Table {
                 cell(r.good_worst),
                 cell(r.bad),
                 r.good_reported,
-                r.good_hosts
+                r.good_hosts,
+                r.repeats,
+                r.noise.map_or(String::new(), |n| format!("{:.2}", r2(n))),
+                flag(r.significant(r.good_mean)),
+                flag(r.significant(r.bad)),
             );
         }
         s
@@ -524,9 +718,11 @@ impl Table {
     /// JSON (`misbehave.compare/1`): null where the paper says DNR.
     pub fn json(&self) -> Value {
         let n = |v: Option<f64>| v.map_or(Value::Null, |v| json!(r2(v)));
+        let sp = |v: Option<(f64, f64)>| v.map_or(Value::Null, |(lo, hi)| json!([r2(lo), r2(hi)]));
         json!({
             "schema": SCHEMA,
             "baseline": self.baseline,
+            "baselines": self.baselines,
             "kinds": self.kinds,
             "rows": self.rows.iter().map(|r| json!({
                 "test": r.set,
@@ -540,6 +736,12 @@ impl Table {
                 "good_reported": r.good_reported,
                 "good_hosts": r.good_hosts,
                 "per_host_pct": r.per_host.iter().map(|(h, v)| (h.clone(), n(*v))).collect::<serde_json::Map<_, _>>(),
+                "repeats": r.repeats,
+                "good_span_pct": sp(r.good_span),
+                "bad_span_pct": sp(r.bad_span),
+                "noise_pct": n(r.noise),
+                "good_significant": r.significant(r.good_mean),
+                "bad_significant": r.significant(r.bad),
             })).collect::<Vec<_>>(),
             "notes": self.notes,
         })
@@ -583,7 +785,7 @@ impl Table {
         }
         let _ = writeln!(
             s,
-            r##"<text x="{left}" y="72">solid: Good (mean of the well-behaved guests) · light: Bad (the misbehaving guest) · DNR: did not report</text>"##
+            r##"<text x="{left}" y="72">solid: Good (mean of the well-behaved guests) · light: Bad (the misbehaving guest) · DNR: did not report · grey: within the baseline's noise · whiskers: min-max over repetitions</text>"##
         );
         for (p, m) in [Measure::Good, Measure::P99].into_iter().enumerate() {
             let y0 = top + p as f64 * (panel_h + label_h + 40.0) + 20.0;
@@ -591,7 +793,13 @@ impl Table {
                 .rows
                 .iter()
                 .filter(|r| r.measure == m)
-                .flat_map(|r| [r.good_mean, r.bad])
+                .flat_map(|r| {
+                    let ends = |sp: Option<(f64, f64)>| {
+                        sp.map_or([None, None], |(a, b)| [Some(a), Some(b)])
+                    };
+                    [[r.good_mean, r.bad], ends(r.good_span), ends(r.bad_span)]
+                })
+                .flatten()
                 .flatten()
                 .collect();
             // Value to a height fraction on the panel's scale.
@@ -669,12 +877,21 @@ impl Table {
                     };
                     let c = COLOURS[i % COLOURS.len()];
                     let kx = gx + i as f64 * (2.0 * bar + pair_gap);
-                    for (j, v) in [r.good_mean, r.bad].into_iter().enumerate() {
+                    for (j, (v, span)) in [(r.good_mean, r.good_span), (r.bad, r.bad_span)]
+                        .into_iter()
+                        .enumerate()
+                    {
                         let bx = kx + j as f64 * bar;
-                        let style = if j == 0 {
-                            format!(r##"fill="{c}""##)
+                        // Within the baseline's noise: greyed, so the eye goes to what is real.
+                        let shade = if r.significant(v) == Some(false) {
+                            "#bbbbbb"
                         } else {
-                            format!(r##"fill="{c}" fill-opacity="0.35" stroke="{c}""##)
+                            c
+                        };
+                        let style = if j == 0 {
+                            format!(r##"fill="{shade}""##)
+                        } else {
+                            format!(r##"fill="{shade}" fill-opacity="0.35" stroke="{shade}""##)
                         };
                         match v {
                             Some(v) => {
@@ -686,14 +903,28 @@ impl Table {
                                 };
                                 let _ = writeln!(
                                     s,
-                                    r##"<rect x="{bx:.1}" y="{yt:.1}" width="{}" height="{:.1}" {style}><title>{} · {} · {}: {:.2}%</title></rect>"##,
+                                    r##"<rect x="{bx:.1}" y="{yt:.1}" width="{}" height="{:.1}" {style}><title>{} · {} · {}: {:.2}%{}</title></rect>"##,
                                     bar - 2.0,
                                     h.max(1.0),
                                     esc(label),
                                     esc(kind),
                                     if j == 0 { "Good" } else { "Bad" },
-                                    r2(v)
+                                    r2(v),
+                                    if r.significant(Some(v)) == Some(false) {
+                                        " (not significant)"
+                                    } else {
+                                        ""
+                                    }
                                 );
+                                if let Some((lo, hi)) = span {
+                                    let wx = bx + (bar - 2.0) / 2.0;
+                                    let _ = writeln!(
+                                        s,
+                                        r##"<line x1="{wx:.1}" x2="{wx:.1}" y1="{:.1}" y2="{:.1}" stroke="#000000"/>"##,
+                                        ypos(lo),
+                                        ypos(hi)
+                                    );
+                                }
                             }
                             None => {
                                 let _ = writeln!(
@@ -766,6 +997,17 @@ mod tests {
         assert_eq!(test_label("membomb"), (0, "Memory".into()));
         assert_eq!(test_label("netflood-sink").1, "Network, server receives");
         assert_eq!(test_label("mine"), (6, "mine".into()));
+    }
+
+    #[test]
+    fn repetitions_are_named_s_r2_and_on() {
+        assert_eq!(repetition("cpu"), ("cpu", 1));
+        assert_eq!(repetition("cpu.r2"), ("cpu", 2));
+        assert_eq!(repetition("net-send.r12"), ("net-send", 12));
+        // Not a repetition: the set keeps its whole name.
+        for s in ["cpu.r1", "cpu.r0", "cpu.r02", "cpu.r", "cpu.rx", ".r3", "cpu.r+3"] {
+            assert_eq!(repetition(s), (s, 1), "{s}");
+        }
     }
 
     #[test]

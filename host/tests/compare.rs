@@ -205,6 +205,92 @@ fn markdown_gives_the_papers_table_with_known_percentages_and_dnr() {
     );
 }
 
+/// Two well-behaved guests and a misbehaving one, every set run three times: the baseline
+/// (cpu good 1000, 990, 1010 of 1000 offered: a noise band of 1%), the cpu test (g1 and g2
+/// lose 0.5% each time: within the noise; b1 loses 20%, 30% and 40%).
+fn repeated() -> TempDir {
+    let dir = TempDir::new("compare-repeat");
+    let r = &dir.path;
+    for (k, base_good) in [("", 1000), (".r2", 990), (".r3", 1010)] {
+        for h in ["g1", "g2", "b1"] {
+            put(
+                r,
+                &format!("baseline{k}"),
+                h,
+                "probe.json",
+                &report("completed", T0, &[("cpu", base_good, 100.0)]),
+            );
+        }
+        std::fs::write(r.join(format!("baseline{k}")).join("BAD"), "b1\n").unwrap();
+    }
+    for (k, bad_good) in [("", 800), (".r2", 700), (".r3", 600)] {
+        for h in ["g1", "g2"] {
+            put(
+                r,
+                &format!("cpu{k}"),
+                h,
+                "probe.json",
+                &report("completed", T1, &[("cpu", 995, 100.0)]),
+            );
+        }
+        put(
+            r,
+            &format!("cpu{k}"),
+            "b1",
+            "probe.json",
+            &report("completed", T1, &[("cpu", bad_good, 400.0)]),
+        );
+        std::fs::write(r.join(format!("cpu{k}")).join("BAD"), "b1\n").unwrap();
+    }
+    dir
+}
+
+#[test]
+fn repetitions_give_a_mean_a_span_and_a_noise_band() {
+    let dir = repeated();
+    let (code, csv, err) = compare(&[dir.path.to_str().unwrap(), "--format", "csv"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = csv.lines().collect();
+    // One stress test (its three sets taken together) x one kind x two measures.
+    assert_eq!(lines.len(), 3, "{csv}");
+    // Each guest's baseline is 1000 (the mean); the noise band is the largest baseline run's
+    // own degradation, 1%. g1, g2: 0.5% lost, not significant; b1: 30% (20-40), significant.
+    assert!(
+        lines.contains(&"cpu,CPU,cpu,good_share,b1,0.50,0.50,30.00,2,2,3,0.50,0.50,20.00,40.00,1.00,false,true"),
+        "{csv}"
+    );
+    // p99: every baseline at 100 us (no noise: 0), b1 at 400 us (+300%).
+    assert!(
+        lines.contains(&"cpu,CPU,cpu,p99_latency,b1,0.00,0.00,300.00,2,2,3,0.00,0.00,300.00,300.00,0.00,false,true"),
+        "{csv}"
+    );
+    let (code, md, err) = compare(&[dir.path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(md.contains("the baseline ran 3 times"), "{md}");
+    assert!(
+        md.contains("Noise band: good share ±1.00, p99 ±0.00."),
+        "{md}"
+    );
+    assert!(
+        md.contains("| CPU | b1 | 0.50 [0.50, 0.50] *n.s.* | 0.50 | 30.00 [20.00, 40.00] |"),
+        "{md}"
+    );
+    let (code, js, _) = compare(&[dir.path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&js).unwrap();
+    assert_eq!(v["baselines"], 3);
+    let row = &v["rows"][0];
+    assert_eq!(row["repeats"], 3);
+    assert_eq!(row["bad_span_pct"], json!([20.0, 40.0]));
+    assert_eq!(row["noise_pct"], 1.0);
+    assert_eq!(row["good_significant"], false);
+    assert_eq!(row["bad_significant"], true);
+    let (code, svg, _) = compare(&[dir.path.to_str().unwrap(), "--format", "svg"]);
+    assert_eq!(code, Some(0));
+    assert!(svg.contains("(not significant)</title>"), "a greyed bar");
+    assert!(svg.contains(r##"fill="#bbbbbb""##));
+}
+
 #[test]
 fn csv_and_json_carry_the_same_numbers() {
     let dir = results();
@@ -213,18 +299,20 @@ fn csv_and_json_carry_the_same_numbers() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "test,label,kind,measure,misbehaving,good_mean_pct,good_worst_pct,bad_pct,good_reported,good_hosts"
+        "test,label,kind,measure,misbehaving,good_mean_pct,good_worst_pct,bad_pct,good_reported,good_hosts,\
+         repeats,good_min_pct,good_max_pct,bad_min_pct,bad_max_pct,noise_pct,good_significant,bad_significant"
     );
+    // One run of each set: no span, no noise band, significance unknown.
     assert!(
-        lines.contains(&"cpu,CPU,cpu,good_share,b1,5.00,10.00,50.00,3,3"),
+        lines.contains(&"cpu,CPU,cpu,good_share,b1,5.00,10.00,50.00,3,3,1,,,,,,,"),
         "{csv}"
     );
     assert!(
-        lines.contains(&"cpu,CPU,disk,p99_latency,b1,16.67,50.00,200.00,3,3"),
+        lines.contains(&"cpu,CPU,disk,p99_latency,b1,16.67,50.00,200.00,3,3,1,,,,,,,"),
         "{csv}"
     );
     assert!(
-        lines.contains(&"forkbomb,Fork,cpu,good_share,b1,DNR,DNR,DNR,0,3"),
+        lines.contains(&"forkbomb,Fork,cpu,good_share,b1,DNR,DNR,DNR,0,3,1,,,,,,,"),
         "{csv}"
     );
     // 3 tests x 2 kinds x 2 measures, and the header.
