@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::platforms::Platforms;
 use crate::{compare, read_report, summary, Results};
 
 /// Host-side tools of the misbehave suite (for the operator's machine or the Ansible
@@ -60,7 +61,13 @@ cpubomb, diskthrash, netflood-send, netflood-sink; other names are listed after 
 rows). In each host's directory, the probe report is found by its `tool` field (a bomb's
 report beside it is ignored); with several, the newest counts. The misbehaving guest is
 --bad HOST, or the host named in RESULTS/<set>/BAD (one line; it wins for its set). Or name
-reports one by one: --report SET/HOST=PATH.
+reports one by one: --report SET/HOST=PATH. A set named S.r2, S.r3, ... is a repetition of
+S: each cell is then the mean over the repetitions with [min, max], and with the baseline
+repeated, a cell within the baseline's own noise is marked n.s. (not significant).
+
+Across platforms: --platform NAME=RESULTS, once per platform (a VM, a container, a sandbox:
+the same experiment on each), gives one table with a column group per platform, each
+against its own baseline.
 
 Degradation, per guest against its own baseline, in percent:
   within-SLO share  (base - test) / base
@@ -73,6 +80,7 @@ Examples:
   misbehave compare results --bad web4 --format svg -o degradation.svg
   misbehave compare results --bad web4 --out-dir report    degradation.{md,csv,json,svg}
   misbehave compare --report baseline/web1=b1.json --report cpu/web1=c1.json --bad web2
+  misbehave compare --platform kvm=vm/reports --platform docker=ct/reports --out-dir all
 
 Exit codes: 0 table written; 1 an output could not be written; 2 bad input.")]
 pub struct CompareArgs {
@@ -83,6 +91,11 @@ pub struct CompareArgs {
     /// A report named on the command line: SET/HOST=PATH (repeatable)
     #[arg(long, value_name = "SET/HOST=PATH")]
     pub report: Vec<String>,
+
+    /// One platform's results directory, for the table across platforms: NAME=RESULTS
+    /// (repeatable, in the order of the columns)
+    #[arg(long, value_name = "NAME=RESULTS", conflicts_with_all = ["dirs", "report"])]
+    pub platform: Vec<String>,
 
     /// The misbehaving guest (unless a set's BAD file names it)
     #[arg(long, value_name = "HOST")]
@@ -100,7 +113,8 @@ pub struct CompareArgs {
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
-    /// Write all four formats into DIR (degradation.md, .csv, .json, .svg)
+    /// Write all four formats into DIR (degradation.md, .csv, .json, .svg; with --platform,
+    /// platforms.md, .csv, .json, .svg)
     #[arg(long, value_name = "DIR", conflicts_with_all = ["output", "format"])]
     pub out_dir: Option<PathBuf>,
 }
@@ -199,12 +213,78 @@ fn run_summary(a: &SummaryArgs) -> ExitCode {
     emit("summary", a.output.as_deref(), &text)
 }
 
+/// Writes every format into `dir` as `stem.{md,csv,json,svg}`.
+fn write_all(dir: &Path, stem: &str, render: impl Fn(Format) -> String) -> ExitCode {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return fail("compare", 1, &format!("{}: {e}", dir.display()));
+    }
+    for (f, ext) in [
+        (Format::Md, "md"),
+        (Format::Csv, "csv"),
+        (Format::Json, "json"),
+        (Format::Svg, "svg"),
+    ] {
+        let p = dir.join(format!("{stem}.{ext}"));
+        if let Err(e) = std::fs::write(&p, render(f)) {
+            return fail("compare", 1, &format!("{}: {e}", p.display()));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_platforms(cli: &CompareArgs) -> ExitCode {
+    let fail = |code, msg: &str| fail("compare", code, msg);
+    let mut tables = Vec::new();
+    for p in &cli.platform {
+        let Some((name, dir)) = p
+            .split_once('=')
+            .filter(|(n, d)| !n.is_empty() && !d.is_empty())
+        else {
+            return fail(2, &format!("--platform {p}: expected NAME=RESULTS"));
+        };
+        if tables.iter().any(|(n, _)| n == name) {
+            return fail(2, &format!("--platform {p}: {name} is named twice"));
+        }
+        let dir = Path::new(dir);
+        if !dir.is_dir() {
+            return fail(
+                2,
+                &format!("--platform {p}: {}: not a directory", dir.display()),
+            );
+        }
+        let mut res = Results::default();
+        if let Err(e) = res.read_dir(dir) {
+            return fail(2, &format!("--platform {p}: {e}"));
+        }
+        match compare(&res, &cli.baseline, cli.bad.as_deref()) {
+            Ok(t) => tables.push((name.to_string(), t)),
+            Err(e) => return fail(2, &format!("--platform {p}: {e}")),
+        }
+    }
+    let all = Platforms { tables };
+    let render = |f: Format| match f {
+        Format::Md => all.markdown(),
+        Format::Csv => all.csv(),
+        Format::Json => {
+            serde_json::to_string_pretty(&all.json()).expect("JSON always serialises") + "\n"
+        }
+        Format::Svg => all.svg(),
+    };
+    match &cli.out_dir {
+        Some(dir) => write_all(dir, "platforms", render),
+        None => emit("compare", cli.output.as_deref(), &render(cli.format)),
+    }
+}
+
 fn run_compare(cli: &CompareArgs) -> ExitCode {
     let fail = |code, msg: &str| fail("compare", code, msg);
+    if !cli.platform.is_empty() {
+        return run_platforms(cli);
+    }
     if cli.dirs.is_empty() && cli.report.is_empty() {
         return fail(
             2,
-            "name a results directory or --report SET/HOST=PATH (see --help)",
+            "name a results directory, --report SET/HOST=PATH or --platform NAME=RESULTS (see --help)",
         );
     }
     let mut res = Results::default();
@@ -249,22 +329,8 @@ fn run_compare(cli: &CompareArgs) -> ExitCode {
         }
         Format::Svg => table.svg(),
     };
-    if let Some(dir) = &cli.out_dir {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            return fail(1, &format!("{}: {e}", dir.display()));
-        }
-        for (f, ext) in [
-            (Format::Md, "md"),
-            (Format::Csv, "csv"),
-            (Format::Json, "json"),
-            (Format::Svg, "svg"),
-        ] {
-            let p = dir.join(format!("degradation.{ext}"));
-            if let Err(e) = std::fs::write(&p, render(f)) {
-                return fail(1, &format!("{}: {e}", p.display()));
-            }
-        }
-        return ExitCode::SUCCESS;
+    match &cli.out_dir {
+        Some(dir) => write_all(dir, "degradation", render),
+        None => emit("compare", cli.output.as_deref(), &render(cli.format)),
     }
-    emit("compare", cli.output.as_deref(), &render(cli.format))
 }

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 pub mod cli;
+pub mod platforms;
 pub mod summary;
 
 /// The schema of `compare --format json`.
@@ -549,13 +550,13 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
     })
 }
 
-fn cell(v: Option<f64>) -> String {
+pub(crate) fn cell(v: Option<f64>) -> String {
     v.map_or("DNR".to_string(), |v| format!("{:.2}", r2(v)))
 }
 
 /// A Markdown cell: the value, its span over the repetitions, and *n.s.* where it lies
 /// within the baseline's noise.
-fn md_cell(r: &Row, v: Option<f64>, span: Option<(f64, f64)>) -> String {
+pub(crate) fn md_cell(r: &Row, v: Option<f64>, span: Option<(f64, f64)>) -> String {
     let mut c = cell(v);
     if let (Some(_), Some((lo, hi))) = (v, span) {
         c += &format!(" [{:.2}, {:.2}]", r2(lo), r2(hi));
@@ -1005,7 +1006,9 @@ mod tests {
         assert_eq!(repetition("cpu.r2"), ("cpu", 2));
         assert_eq!(repetition("net-send.r12"), ("net-send", 12));
         // Not a repetition: the set keeps its whole name.
-        for s in ["cpu.r1", "cpu.r0", "cpu.r02", "cpu.r", "cpu.rx", ".r3", "cpu.r+3"] {
+        for s in [
+            "cpu.r1", "cpu.r0", "cpu.r02", "cpu.r", "cpu.rx", ".r3", "cpu.r+3",
+        ] {
             assert_eq!(repetition(s), (s, 1), "{s}");
         }
     }

@@ -292,6 +292,72 @@ fn repetitions_give_a_mean_a_span_and_a_noise_band() {
 }
 
 #[test]
+fn platforms_side_by_side_each_against_its_own_baseline() {
+    let vm = results();
+    let ct = repeated();
+    let vm_arg = format!("vm={}", vm.path.display());
+    let ct_arg = format!("docker={}", ct.path.display());
+    let out = TempDir::new("compare-platforms");
+    let (code, _, err) = compare(&[
+        "--platform",
+        &vm_arg,
+        "--platform",
+        &ct_arg,
+        "--bad",
+        "b1",
+        "--out-dir",
+        out.path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let md = std::fs::read_to_string(out.path.join("platforms.md")).unwrap();
+    assert!(
+        md.contains("| stress test | kind | vm: Good | worst | Bad | docker: Good | worst | Bad |"),
+        "{md}"
+    );
+    // The CPU test on both: vm's numbers (one run) beside docker's (three, with spans).
+    assert!(
+        md.contains("| CPU | cpu | 5.00 | 10.00 | 50.00 | 0.50 [0.50, 0.50] *n.s.* | 0.50 | 30.00 [20.00, 40.00] |"),
+        "{md}"
+    );
+    // A test one platform did not run.
+    assert!(
+        md.contains("| Fork | cpu | DNR | DNR | DNR | not run | | |"),
+        "{md}"
+    );
+    let csv = std::fs::read_to_string(out.path.join("platforms.csv")).unwrap();
+    assert!(csv.starts_with("platform,test,label,"), "{csv}");
+    assert!(
+        csv.lines()
+            .any(|l| l == "docker,cpu,CPU,cpu,good_share,b1,0.50,0.50,30.00,2,2,3,0.50,0.50,20.00,40.00,1.00,false,true"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("vm,cpu,CPU,cpu,good_share,b1,5.00,")),
+        "{csv}"
+    );
+    let js: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path.join("platforms.json")).unwrap())
+            .unwrap();
+    assert_eq!(js["schema"], "misbehave.platforms/1");
+    assert_eq!(js["platforms"][1]["platform"], "docker");
+    assert_eq!(js["platforms"][1]["table"]["baselines"], 3);
+    let svg = std::fs::read_to_string(out.path.join("platforms.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("docker · CPU · cpu · Bad: 30.00%"));
+
+    // Bad input: one line, exit 2.
+    for args in [
+        vec!["--platform", "vm"],
+        vec!["--platform", &vm_arg, "--platform", &vm_arg],
+        vec!["--platform", "vm=/nonexistent-misbehave-dir"],
+    ] {
+        let (code, _, err) = compare(&args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
 fn csv_and_json_carry_the_same_numbers() {
     let dir = results();
     let (code, csv, err) = compare(&[dir.path.to_str().unwrap(), "--bad", "b1", "--format", "csv"]);
