@@ -9,7 +9,8 @@ Starts `scripts/isolation-experiment --platform docker` (2 guests, baseline and 
 then checks: exit status 130; the engine held no container, network, image or volume of
 the run before it stopped; the run's dockerd is gone, and so is every process naming its
 work dir (containerd, containerd-shim, runsc); no cgroup, mount, bridge or work dir of the
-run is left; no more containerd-shim processes than before. Ends with "N passed, N failed"
+run is left, nor the /run/docker, /run/containerd it made; no more containerd-shim
+processes than before. Ends with "N passed, N failed"
 (scripts/test). Skips (via $MISBEHAVE_SKIP_LOG) where the platform cannot run here.
 """
 
@@ -59,6 +60,8 @@ def main():
         passed += bool(ok)
         failed += not ok
     shims_before = shims()
+    # dockerd makes these whatever its exec-root; the run removes them if it made them.
+    run_dirs = [d for d in ("/run/docker", "/run/containerd") if not Path(d).exists()]
     out = Path(tempfile.mkdtemp(prefix="iso-interrupt-"))
     errlog = out / "stderr.log"
     cmd = [str(ROOT / "scripts" / "isolation-experiment"), "--platform", args.platform,
@@ -110,6 +113,9 @@ def main():
         left = leftovers(work, p.pid, f"mbiso{p.pid}"[:15]) if work else ["no socket seen"]
         verdict(not left, "no process (containerd, shim, runsc), cgroup, mount, bridge or work "
                 "dir of the run left" + (f": {left[:4]}" if left else ""))
+        made = [d for d in run_dirs if Path(d).exists()]
+        verdict(not made, "no /run/docker or /run/containerd made by the run left"
+                + (f": {made}" if made else ""))
         verdict(shims() <= shims_before,
                 f"containerd-shim processes: {shims()} (before the run: {shims_before})")
         if failed:
