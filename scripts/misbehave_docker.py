@@ -15,6 +15,7 @@ leaves ip_forward alone, and its containers' cgroups are under a parent named af
 `misbehave-iso=<pid>`, so stop() and leftovers() find it.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -90,6 +91,42 @@ def cgroup_dirs(name):
     return dirs
 
 
+def remove_cgroups(name, tries=50):
+    """Removes the cgroups `name` (and those nested in them) of every hierarchy, deepest
+    first; a cgroup whose last processes are still dying is retried, 0.1 s apart. Returns
+    those left."""
+    for _ in range(tries):
+        for top in cgroup_dirs(name):
+            for root, _, _ in sorted(os.walk(top), key=lambda x: -len(x[0])):
+                try:
+                    os.rmdir(root)
+                except OSError:
+                    pass
+        if not cgroup_dirs(name):
+            return []
+        time.sleep(0.1)
+    return cgroup_dirs(name)
+
+
+def remove_shim_sockets(engine_dir):
+    """Removes the sockets in /run/containerd/s/ of the shims of the engine under
+    `engine_dir` (a shim killed with SIGKILL leaves its socket there): containerd names
+    each sha256(<containerd address>/<namespace>/<container id>)."""
+    address = Path(engine_dir) / "exec" / "containerd" / "containerd.sock"
+    try:
+        ids = [d.name for d in (Path(engine_dir) / "data" / "containers").iterdir()]
+    except OSError:
+        return
+    for cid in ids:
+        h = hashlib.sha256(f"{address}/moby/{cid}".encode()).hexdigest()
+        sock = Path("/run/containerd/s") / h
+        try:
+            if sock.is_socket():
+                sock.unlink()
+        except OSError:
+            pass
+
+
 def mounts_under(path):
     """Mount points at or below `path` (from /proc/self/mountinfo)."""
     p = str(path).rstrip("/")
@@ -140,6 +177,8 @@ class DockerEngine:
         """Starts dockerd (and the containerd it runs) and waits for its API."""
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "client").mkdir(exist_ok=True)
+        # Whose it is: sweep_stale() clears a work dir whose run was SIGKILLed.
+        (self.dir / "owner").write_text(f"{os.getpid()}\n")
         # dockerd makes these system-wide directories whatever its exec-root; removed after
         # if this run made them and they are empty.
         for d in ("/run/docker/plugins", "/run/docker", "/run/containerd/s", "/run/containerd"):
@@ -260,17 +299,12 @@ class DockerEngine:
             time.sleep(0.1)
         else:
             problems.append(f"processes left: {procs_matching(str(self.dir))[:3]}")
+        remove_shim_sockets(self.dir)
         for m in sorted(mounts_under(self.dir), key=len, reverse=True):
             subprocess.run(["umount", "-l", m], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=30)
-        for top in cgroup_dirs(self.cgroup_parent):
-            for root, dirs, _ in sorted(os.walk(top), key=lambda x: -len(x[0])):
-                try:
-                    os.rmdir(root)
-                except OSError:
-                    pass
-            if top.exists():
-                problems.append(f"cgroup left: {top}")
+        for top in remove_cgroups(self.cgroup_parent):
+            problems.append(f"cgroup left: {top}")
         for d in self.made_run_dirs:
             try:
                 d.rmdir()
@@ -278,6 +312,51 @@ class DockerEngine:
                 pass
         self.proc = None
         return left, problems
+
+
+def sweep_stale(tmp, log=print):
+    """Removes what runs SIGKILLed before their cleanup left under `tmp`: for each
+    `mbiso-*/docker/owner` whose pid is dead, the processes naming that work dir (dockerd,
+    containerd, shims, runsc), the mounts under it, its cgroups and bridge, the dir, and
+    the empty /run/docker and /run/containerd where no dockerd runs."""
+    for owner in sorted(Path(tmp).glob("mbiso-*/docker/owner")):
+        try:
+            pid = int(owner.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if _alive(pid):
+            continue
+        top = owner.parent.parent
+        log(f"removing what the dead run {pid} left: {top}")
+        for _ in range(50):
+            stray = procs_matching(str(top))
+            if not stray:
+                break
+            for p, _cmd in stray:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        for m in sorted(mounts_under(top), key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        remove_shim_sockets(owner.parent)
+        for c in remove_cgroups(f"{LABEL}-{pid}"):
+            log(f"cgroup left: {c}")
+        bridge = f"mbiso{pid}"[:15]
+        if Path(f"/sys/class/net/{bridge}").exists():
+            subprocess.run(["ip", "link", "del", bridge], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30)
+        shutil.rmtree(top, ignore_errors=True)
+        # The system-wide dirs the dead run's dockerd made, where no daemon runs now.
+        if not [c for _, c in procs_matching("dockerd") if c.split()[0].endswith("dockerd")]:
+            for d in ("/run/docker/plugins", "/run/docker", "/run/containerd/s",
+                      "/run/containerd"):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
 
 
 def leftovers(workdir, run_id, bridge=None):
