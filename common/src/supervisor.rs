@@ -78,6 +78,9 @@ struct Run<'a, S: Stressor> {
     start_ns: u64,
     by_pid: HashMap<Pid, usize>,
     generation: Vec<u32>,
+    /// Per slot: how its worker ended, and whether the OOM killer took it, if it ended
+    /// before the stop (cleared when the slot is respawned).
+    early_ends: Vec<Option<(EndStatus, bool)>>,
     counts: WorkerCounts,
     tearing_down: bool,
     end_run: Option<String>,
@@ -141,6 +144,7 @@ pub fn supervise<S: Stressor>(
         start_ns,
         by_pid: HashMap::with_capacity(workers * 2 + 16),
         generation: vec![0; workers],
+        early_ends: vec![None; workers],
         counts: WorkerCounts::default(),
         tearing_down: false,
         end_run: None,
@@ -237,6 +241,8 @@ pub fn supervise<S: Stressor>(
                 .collect(),
             respawns: run.generation[i],
             result: shared.result(i),
+            early_end: run.early_ends[i].map(|e| e.0),
+            oom: run.early_ends[i].is_some_and(|e| e.1),
         })
         .collect();
     let totals = run.snapshot(&mut lat_now);
@@ -360,6 +366,9 @@ impl<S: Stressor> Run<'_, S> {
         if cfg!(debug_assertions) {
             check_single_threaded()?;
         }
+        // The slot is no longer "ended" once its new worker exists; cleared before the fork,
+        // so nobody sees the new worker's slot as gone.
+        let ended = self.shared.slot(index).ended_ns.swap(0, Relaxed);
         let mut tries = 0;
         let pid = loop {
             // SAFETY: the supervisor is single-threaded; the child runs the stressor's work
@@ -374,12 +383,14 @@ impl<S: Stressor> Run<'_, S> {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) => {
-                    return Err(Error::from(e).context(format!("starting worker {index}: fork")))
+                    self.shared.slot(index).ended_ns.store(ended, Relaxed);
+                    return Err(Error::from(e).context(format!("starting worker {index}: fork")));
                 }
             }
         };
         let _ = setpgid(pid, self.pgid);
         self.by_pid.insert(pid, index);
+        self.early_ends[index] = None;
         self.counts.started += 1;
         Ok(())
     }
@@ -437,6 +448,11 @@ impl<S: Stressor> Run<'_, S> {
                 }
                 continue;
             };
+            // Never 0 (that means "not ended"), even on a clock that starts at 0.
+            self.shared
+                .slot(index)
+                .ended_ns
+                .store(time::mono_ns().max(1), Relaxed);
             // A dead worker holds nothing: its gauges (resident bytes, live children) drop
             // to zero; its totals stay.
             for (m, metric) in self.stressor.metrics().iter().enumerate() {
@@ -468,6 +484,7 @@ impl<S: Stressor> Run<'_, S> {
             if self.tearing_down {
                 continue;
             }
+            self.early_ends[index] = Some((status, oom));
             match self.stressor.on_exit(&WorkerEnd { index, status, oom }) {
                 ExitAction::Keep => {}
                 ExitAction::EndRun(r) => self.end_run = Some(r),
