@@ -2,7 +2,10 @@
 //! size-bound). `compare` reads sets of `probe` reports, a baseline and one per stress test,
 //! and computes the isolation paper's table: per stress test and per kind of work, the
 //! percent degradation of the well-behaved guests (mean and worst) and of the misbehaving
-//! one, `DNR` where a guest reported nothing or its run failed.
+//! one, `DNR` where a guest reported nothing or its run failed. A probe report that says
+//! per kind of work whether it failed (`details.kinds[].failed`: every worker of the kind
+//! died) makes only the failed kinds DNR, with the reason in a footnote; one that does not
+//! (an older probe) makes every kind of a failed run DNR.
 //!
 //! Degradation of guest `h` in test `T` against the baseline `B`, per kind of work:
 //! - within-SLO ("good") share `G = good / offered`: `(G_B - G_T) / G_B * 100`;
@@ -26,10 +29,24 @@ pub const SCHEMA: &str = "misbehave.compare/1";
 pub struct ProbeRun {
     pub path: PathBuf,
     pub started_at: String,
-    /// `outcome` is `failed`: the run counts as DNR.
+    /// `outcome` is `failed` and the report does not say which kinds failed (no
+    /// `kinds[].failed`: an older probe): every kind counts as DNR.
     pub failed: bool,
     /// kind -> (good share in percent, p99 in microseconds)
     pub kinds: BTreeMap<String, (Option<f64>, Option<f64>)>,
+    /// kind -> why it failed (`kinds[].failed_reason`: `oom_killed`, ...): the kinds the
+    /// report says died, DNR; the others keep their numbers.
+    pub failed_kinds: BTreeMap<String, String>,
+}
+
+impl ProbeRun {
+    /// Why `kind` of this run is DNR although the run reported (None: it has numbers).
+    pub fn dnr_reason(&self, kind: &str) -> Option<String> {
+        if self.failed {
+            return Some("the run failed".into());
+        }
+        self.failed_kinds.get(kind).cloned()
+    }
 }
 
 /// Reads a report; Ok(None) when it is JSON of another tool (a bomb's report beside the
@@ -58,10 +75,19 @@ pub fn parse_report(path: &Path, v: &Value) -> Result<Option<ProbeRun>, String> 
         return Ok(None);
     }
     let mut kinds = BTreeMap::new();
+    let mut failed_kinds = BTreeMap::new();
+    let mut per_kind = false;
     for k in v["details"]["kinds"].as_array().into_iter().flatten() {
         let Some(name) = k["kind"].as_str() else {
             continue;
         };
+        if let Some(failed) = k["failed"].as_bool() {
+            per_kind = true;
+            if failed {
+                let why = k["failed_reason"].as_str().unwrap_or("failed");
+                failed_kinds.insert(name.to_string(), why.to_string());
+            }
+        }
         let good = match (k["good"].as_f64(), k["offered"].as_f64()) {
             (Some(g), Some(o)) if o > 0.0 => Some(100.0 * g / o),
             _ => k["good_pct"].as_f64(),
@@ -74,8 +100,9 @@ pub fn parse_report(path: &Path, v: &Value) -> Result<Option<ProbeRun>, String> 
     Ok(Some(ProbeRun {
         path: path.to_path_buf(),
         started_at: v["started_at"].as_str().unwrap_or("").to_string(),
-        failed: v["outcome"] == "failed",
+        failed: v["outcome"] == "failed" && !per_kind,
         kinds,
+        failed_kinds,
     }))
 }
 
@@ -287,6 +314,14 @@ pub struct Row {
     pub bad: Option<f64>,
     /// Every guest's degradation (None: DNR).
     pub per_host: BTreeMap<String, Option<f64>>,
+    /// Why a guest is DNR where its run or this kind of it failed ("mem on web2 in
+    /// memory: oom_killed"); a guest missing a report has none.
+    pub per_host_dnr_reason: BTreeMap<String, String>,
+    /// Why the Good cells are DNR, where failures made them so (the well-behaved guests'
+    /// reasons, `; `-separated).
+    pub good_dnr_reason: Option<String>,
+    /// Why the Bad cell is DNR, where a failure made it so.
+    pub bad_dnr_reason: Option<String>,
 }
 
 /// The whole comparison.
@@ -357,9 +392,21 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
                     })
                 };
                 let mut per_host = BTreeMap::new();
+                let mut per_host_dnr_reason = BTreeMap::new();
                 for h in &res.hosts {
-                    let b = base.get(h).filter(|r| !r.failed).and_then(value);
-                    let t = runs.get(h).filter(|r| !r.failed).and_then(value);
+                    let (b_why, t_why) = (
+                        base.get(h).and_then(|r| r.dnr_reason(kind)),
+                        runs.get(h).and_then(|r| r.dnr_reason(kind)),
+                    );
+                    let b = base.get(h).filter(|_| b_why.is_none()).and_then(value);
+                    let t = runs.get(h).filter(|_| t_why.is_none()).and_then(value);
+                    let why: Vec<String> = [(baseline, b_why), (set.as_str(), t_why)]
+                        .into_iter()
+                        .filter_map(|(s, w)| Some(format!("{kind} on {h} in {s}: {}", w?)))
+                        .collect();
+                    if !why.is_empty() {
+                        per_host_dnr_reason.insert(h.clone(), why.join("; "));
+                    }
                     per_host.insert(h.clone(), degradation(m, b, t));
                 }
                 let good: Vec<f64> = per_host
@@ -368,6 +415,18 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
                     .filter_map(|(_, v)| *v)
                     .collect();
                 let good_hosts = res.hosts.iter().filter(|h| **h != bad_host).count();
+                let bad = per_host.get(&bad_host).copied().flatten();
+                let good_why: Vec<&str> = per_host_dnr_reason
+                    .iter()
+                    .filter(|(h, _)| **h != bad_host)
+                    .map(|(_, w)| w.as_str())
+                    .collect();
+                let good_dnr_reason =
+                    (good.is_empty() && !good_why.is_empty()).then(|| good_why.join("; "));
+                let bad_dnr_reason = bad
+                    .is_none()
+                    .then(|| per_host_dnr_reason.get(&bad_host).cloned())
+                    .flatten();
                 rows.push(Row {
                     set: set.clone(),
                     label: label.clone(),
@@ -379,8 +438,11 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
                     good_worst: good.iter().copied().reduce(f64::max),
                     good_reported: good.len(),
                     good_hosts,
-                    bad: per_host.get(&bad_host).copied().flatten(),
+                    bad,
                     per_host,
+                    per_host_dnr_reason,
+                    good_dnr_reason,
+                    bad_dnr_reason,
                 });
             }
         }
@@ -389,11 +451,24 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
                 notes.push(format!("{set}: no probe report from {h} (DNR)"));
             } else if runs[h].failed {
                 notes.push(format!("{set}: the probe run of {h} failed (DNR)"));
+            } else {
+                for (kind, why) in &runs[h].failed_kinds {
+                    notes.push(format!(
+                        "{set}: the {kind} work of {h} died ({why}): DNR for {kind}"
+                    ));
+                }
             }
             if !base.contains_key(h) && set == &tests[0].1 {
                 notes.push(format!(
                     "{baseline}: no baseline from {h}: nothing to compare it with (DNR)"
                 ));
+            }
+            if set == &tests[0].1 {
+                for (kind, why) in base.get(h).map(|r| &r.failed_kinds).into_iter().flatten() {
+                    notes.push(format!(
+                        "{baseline}: the {kind} work of {h} died ({why}): DNR for {kind} in every test"
+                    ));
+                }
             }
         }
     }
@@ -407,6 +482,51 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
 
 fn cell(v: Option<f64>) -> String {
     v.map_or("DNR".to_string(), |v| format!("{:.2}", r2(v)))
+}
+
+/// `n` in superscript digits: a footnote's mark.
+pub fn superscript(n: usize) -> String {
+    const DIGITS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    n.to_string()
+        .bytes()
+        .map(|d| DIGITS[(d - b'0') as usize])
+        .collect()
+}
+
+/// The Markdown's footnotes: the reasons DNR cells have, numbered in order of first use
+/// (one number per distinct reason, so the cells a failure empties share it).
+#[derive(Default)]
+struct Footnotes {
+    texts: Vec<String>,
+    /// How many of `texts` are already printed.
+    shown: usize,
+}
+
+impl Footnotes {
+    /// A cell's text: the value, or DNR with the mark of its reason when it has one.
+    fn cell(&mut self, v: Option<f64>, why: Option<&String>) -> String {
+        match (v, why) {
+            (None, Some(w)) => {
+                let n = match self.texts.iter().position(|t| t == w) {
+                    Some(i) => i + 1,
+                    None => {
+                        self.texts.push(w.clone());
+                        self.texts.len()
+                    }
+                };
+                format!("DNR{}", superscript(n))
+            }
+            _ => cell(v),
+        }
+    }
+
+    /// The footnotes added since the last call, one paragraph each.
+    fn flush(&mut self, s: &mut String) {
+        for (i, t) in self.texts.iter().enumerate().skip(self.shown) {
+            let _ = writeln!(s, "{} {t}\n", superscript(i + 1));
+        }
+        self.shown = self.texts.len();
+    }
 }
 
 impl Table {
@@ -439,9 +559,11 @@ impl Table {
         let _ = writeln!(
             s,
             "Good = mean over the well-behaved guests (worst: the largest), Bad = the misbehaving \
-             guest, DNR = did not report (no report, or the run failed). Within-SLO share: \
-             (base - test) / base; p99 latency: (test - base) / base; in percent.\n"
+             guest, DNR = did not report (no report, the run failed, or that kind of work \
+             died: a footnote says how). Within-SLO share: (base - test) / base; p99 latency: \
+             (test - base) / base; in percent.\n"
         );
+        let mut foot = Footnotes::default();
         for kind in &self.kinds {
             let _ = writeln!(s, "## {kind} work\n");
             let _ = writeln!(
@@ -456,27 +578,21 @@ impl Table {
                 ) else {
                     continue;
                 };
-                let good = |r: &Row| {
-                    let c = cell(r.good_mean);
-                    if r.good_mean.is_some() && r.good_reported < r.good_hosts {
+                let mut cells = Vec::new();
+                for r in [g, p] {
+                    let c = foot.cell(r.good_mean, r.good_dnr_reason.as_ref());
+                    cells.push(if r.good_mean.is_some() && r.good_reported < r.good_hosts {
                         format!("{c} ({} of {})", r.good_reported, r.good_hosts)
                     } else {
                         c
-                    }
-                };
-                let _ = writeln!(
-                    s,
-                    "| {label} | {} | {} | {} | {} | {} | {} | {} |",
-                    g.bad_host,
-                    good(g),
-                    cell(g.good_worst),
-                    cell(g.bad),
-                    good(p),
-                    cell(p.good_worst),
-                    cell(p.bad)
-                );
+                    });
+                    cells.push(foot.cell(r.good_worst, r.good_dnr_reason.as_ref()));
+                    cells.push(foot.cell(r.bad, r.bad_dnr_reason.as_ref()));
+                }
+                let _ = writeln!(s, "| {label} | {} | {} |", g.bad_host, cells.join(" | "));
             }
             s.push('\n');
+            foot.flush(&mut s);
         }
         if !self.notes.is_empty() {
             s.push_str("Notes:\n\n");
@@ -487,10 +603,11 @@ impl Table {
         s
     }
 
-    /// CSV: one line per stress test, kind and measure; DNR spelled out.
+    /// CSV: one line per stress test, kind and measure; DNR spelled out, and why where a
+    /// failure made it (the last two columns, empty otherwise).
     pub fn csv(&self) -> String {
         let mut s = String::from(
-            "test,label,kind,measure,misbehaving,good_mean_pct,good_worst_pct,bad_pct,good_reported,good_hosts\n",
+"test,label,kind,measure,misbehaving,good_mean_pct,good_worst_pct,bad_pct,good_reported,good_hosts,good_dnr_reason,bad_dnr_reason\n",
         );
         let q = |t: &str| {
             if t.contains([',', '"', '\n']) {
@@ -502,7 +619,7 @@ impl Table {
         for r in &self.rows {
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{}",
                 q(&r.set),
                 q(&r.label),
                 q(&r.kind),
@@ -512,13 +629,16 @@ impl Table {
                 cell(r.good_worst),
                 cell(r.bad),
                 r.good_reported,
-                r.good_hosts
+                r.good_hosts,
+                q(r.good_dnr_reason.as_deref().unwrap_or("")),
+                q(r.bad_dnr_reason.as_deref().unwrap_or(""))
             );
         }
         s
     }
 
-    /// JSON (`misbehave.compare/1`): null where the paper says DNR.
+    /// JSON (`misbehave.compare/1`): null where the paper says DNR; `*_dnr_reason` say why
+    /// where a failure made it so (null otherwise).
     pub fn json(&self) -> Value {
         let n = |v: Option<f64>| v.map_or(Value::Null, |v| json!(r2(v)));
         json!({
@@ -537,6 +657,9 @@ impl Table {
                 "good_reported": r.good_reported,
                 "good_hosts": r.good_hosts,
                 "per_host_pct": r.per_host.iter().map(|(h, v)| (h.clone(), n(*v))).collect::<serde_json::Map<_, _>>(),
+                "good_dnr_reason": r.good_dnr_reason,
+                "bad_dnr_reason": r.bad_dnr_reason,
+                "per_host_dnr_reason": r.per_host_dnr_reason,
             })).collect::<Vec<_>>(),
             "notes": self.notes,
         })
