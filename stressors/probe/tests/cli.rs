@@ -246,9 +246,19 @@ fn a_kind_whose_only_worker_is_killed_fails_the_run() {
     assert_eq!(r["exit_code"], 1);
     let x = kind(&r, "cpu");
     assert_eq!(x["failed"], true, "{x}");
-    assert_eq!(x["failed_reason"], "killed", "{x}");
-    let why = r["stop_reason"].as_str().unwrap();
-    assert_eq!(why, "deadline; probe work died: cpu (killed)");
+    // The supervisor takes a SIGKILL for the OOM killer's when the kernel's count of OOM
+    // kills went up meanwhile, which another run on a shared machine can make happen: the
+    // reason follows the supervisor's count.
+    let why = if r["workers"]["oom_killed"] == 0 {
+        "killed"
+    } else {
+        "oom_killed"
+    };
+    assert_eq!(x["failed_reason"], why, "{x} {}", r["workers"]);
+    assert_eq!(
+        r["stop_reason"],
+        format!("deadline; probe work died: cpu ({why})")
+    );
 }
 
 /// The mem worker OOM-killed while it fills its working set (256 MiB in a 48 MiB memory
