@@ -1,5 +1,5 @@
 //! The report: one schema (`misbehave.report/1`) for every binary, published as a JSON
-//! Schema in `common/schema/` and documented in the README.
+//! Schema in `common/schema/` and documented in `docs/report.md`.
 //!
 //! Made from the supervisor's [`RunData`], the stressor's metrics and latency histograms,
 //! and the typed [`Findings`] the stressor returns; nothing patches it afterwards. Written

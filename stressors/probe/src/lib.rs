@@ -75,7 +75,7 @@ impl Work {
     }
 
     /// The SLO when `--slo` does not say: about ten times the p99 of a quiet run on a
-    /// quiet machine (README: "probe"), so a quiet guest is ~100% good and a stall of a few
+    /// quiet machine (`docs/probe.md`), so a quiet guest is ~100% good and a stall of a few
     /// milliseconds is not.
     pub fn default_slo(self) -> Duration {
         Duration::from_millis(match self {
