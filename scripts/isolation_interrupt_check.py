@@ -9,8 +9,8 @@ Starts `scripts/isolation-experiment --platform docker` (2 guests, baseline and 
 then checks: exit status 130; the engine held no container, network, image or volume of
 the run before it stopped; the run's dockerd is gone, and so is every process naming its
 work dir (containerd, containerd-shim, runsc); no cgroup, mount, bridge or work dir of the
-run is left, nor the /run/docker, /run/containerd it made; no more containerd-shim
-processes than before. Ends with "N passed, N failed"
+run is left, nor the /run/docker, /run/containerd it made, nor a stack dump of its
+containerd; no more containerd-shim processes than before. Ends with "N passed, N failed"
 (scripts/test). Skips (via $MISBEHAVE_SKIP_LOG) where the platform cannot run here.
 """
 
@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from misbehave_docker import LABEL, docker_cli, leftovers, procs_matching, why_not  # noqa: E402
+from misbehave_docker import (LABEL, containerd_pids, docker_cli, leftovers,  # noqa: E402
+                              procs_matching, why_not)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +73,7 @@ def main():
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=err, start_new_session=True)
     sock = dockerd = None
+    cpids = []
     sent = False
     try:
         # Waits (at most 5 minutes) for the cpu set's two containers and its bomb to run.
@@ -89,6 +91,7 @@ def main():
                                    timeout=30, env=dict(os.environ, DOCKER_CONFIG=str(out)))
                 if len(r.stdout.split()) >= 2:
                     time.sleep(3)   # mid-phase: the probes and the bomb at work
+                    cpids = containerd_pids(str(Path(sock).parent.parent))
                     os.killpg(p.pid, signal.SIGINT)
                     sent = True
                     break
@@ -113,6 +116,10 @@ def main():
         left = leftovers(work, p.pid, f"mbiso{p.pid}"[:15]) if work else ["no socket seen"]
         verdict(not left, "no process (containerd, shim, runsc), cgroup, mount, bridge or work "
                 "dir of the run left" + (f": {left[:4]}" if left else ""))
+        dumps = [f for f in (Path(os.environ.get("TMPDIR") or "/tmp") /
+                             f"containerd.{c}.stacks.log" for c in cpids) if f.exists()]
+        verdict(bool(cpids) and not dumps, f"no stack dump of the run's containerd {cpids} left"
+                + (f": {dumps}" if dumps else ""))
         made = [d for d in run_dirs if Path(d).exists()]
         verdict(not made, "no /run/docker or /run/containerd made by the run left"
                 + (f": {made}" if made else ""))

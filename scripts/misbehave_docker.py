@@ -127,6 +127,21 @@ def remove_shim_sockets(engine_dir):
             pass
 
 
+def containerd_pids(text):
+    """The containerd processes whose command line holds `text`."""
+    return [p for p, c in procs_matching(text) if c.split()[0].endswith("containerd")]
+
+
+def remove_stack_dumps(pids):
+    """containerd writes its goroutines to $TMPDIR/containerd.<pid>.stacks.log when told
+    to (seen after a stop now and then): those of these pids go."""
+    for pid in pids:
+        try:
+            (Path(os.environ.get("TMPDIR") or "/tmp") / f"containerd.{pid}.stacks.log").unlink()
+        except OSError:
+            pass
+
+
 def mounts_under(path):
     """Mount points at or below `path` (from /proc/self/mountinfo)."""
     p = str(path).rstrip("/")
@@ -270,6 +285,7 @@ class DockerEngine:
         shims and sandboxes left of it, and its cgroups. Returns what was left before the
         daemon stopped ({kind: n}) and a list of problems (empty: all gone)."""
         left, problems = {}, []
+        cpids = containerd_pids(str(self.dir))
         if self.proc is not None and self.proc.poll() is None:
             try:
                 self.remove_all()
@@ -300,6 +316,7 @@ class DockerEngine:
         else:
             problems.append(f"processes left: {procs_matching(str(self.dir))[:3]}")
         remove_shim_sockets(self.dir)
+        remove_stack_dumps(cpids)
         for m in sorted(mounts_under(self.dir), key=len, reverse=True):
             subprocess.run(["umount", "-l", m], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=30)
@@ -328,6 +345,7 @@ def sweep_stale(tmp, log=print):
             continue
         top = owner.parent.parent
         log(f"removing what the dead run {pid} left: {top}")
+        cpids = containerd_pids(str(top))
         for _ in range(50):
             stray = procs_matching(str(top))
             if not stray:
@@ -342,6 +360,7 @@ def sweep_stale(tmp, log=print):
             subprocess.run(["umount", "-l", m], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=30)
         remove_shim_sockets(owner.parent)
+        remove_stack_dumps(cpids)
         for c in remove_cgroups(f"{LABEL}-{pid}"):
             log(f"cgroup left: {c}")
         bridge = f"mbiso{pid}"[:15]
