@@ -264,7 +264,7 @@ class DockerEngine:
             subprocess.run(["umount", "-l", m], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=30)
         for top in cgroup_dirs(self.cgroup_parent):
-            for root, dirs, _ in sorted(os.walk(top), key=lambda x: -len(x[0])):
+            for root, _, _ in sorted(os.walk(top), key=lambda x: -len(x[0])):
                 try:
                     os.rmdir(root)
                 except OSError:
