@@ -192,7 +192,8 @@ pub struct RunData {
     pub cpu_s: f64,
     /// Steal time over the run (seconds, percent of all CPU time), where the OS reports it.
     pub steal: Option<(f64, f64)>,
-    /// Processes teardown could not remove.
+    /// Processes of the run still alive when teardown gave up, grandchildren included
+    /// (0 when it removed them all): see the supervisor's `Run::left_alive`.
     pub left_behind: u64,
     /// CLOCK_MONOTONIC ns at the start (workers stamp moments on the same clock).
     pub start_ns: u64,

@@ -341,9 +341,18 @@ pub fn supervise<S: Stressor>(
     };
     let mut counts = run.counts.clone();
     counts.ready_s = ready_s;
-    if left_behind > 0 && outcome == Outcome::Completed {
-        outcome = Outcome::Failed;
-        stop_reason += &format!("; teardown left {left_behind} processes");
+    if left_behind > 0 {
+        // An interrupted run stays interrupted (its exit code says which signal), but says
+        // what it left as well.
+        if outcome == Outcome::Completed {
+            outcome = Outcome::Failed;
+        }
+        let what = if left_behind == 1 {
+            "process"
+        } else {
+            "processes"
+        };
+        stop_reason += &format!("; teardown left {left_behind} {what} of the run alive");
     }
 
     Ok(RunData {
@@ -618,6 +627,24 @@ impl<S: Stressor> Run<'_, S> {
         Some(latest.saturating_sub(self.start_ns) as f64 / 1e9)
     }
 
+    /// How many processes of the run are alive when teardown gives up, grandchildren
+    /// included: the larger of two counts, as each can miss some. The run's process group
+    /// holds every process forked under it (the sentinel too, counted like any other
+    /// process of the run if it still lives), but a process may leave the group (setsid);
+    /// the run's own cgroups (forkbomb's) hold whatever was forked inside, and nothing but
+    /// that. Where neither can be counted: the workers still alive, plus one if any other
+    /// child is.
+    fn left_alive(&self, children_left: bool) -> u64 {
+        let group = sys::group_alive(self.pgid.as_raw());
+        let cgroup = crate::cgroup::procs_alive();
+        // Workers not yet reaped are alive, whatever the scans saw.
+        let workers = self.by_pid.len() as u64;
+        match group.into_iter().chain(cgroup).max() {
+            Some(n) => n.max(workers),
+            None => workers + u64::from(children_left),
+        }
+    }
+
     /// Stops everything; returns how many processes of the run could not be removed.
     fn teardown(&mut self) -> u64 {
         self.tearing_down = true;
@@ -660,7 +687,7 @@ impl<S: Stressor> Run<'_, S> {
                 return 0;
             }
             if t0.elapsed() > TEARDOWN_LIMIT {
-                return self.by_pid.len() as u64 + u64::from(!no_children);
+                return self.left_alive(!no_children);
             }
             // Reaping passes 10 ms apart, not at every SIGCHLD: each walks all children.
             std::thread::sleep(Duration::from_millis(10));

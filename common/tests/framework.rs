@@ -35,6 +35,7 @@ fn the_deadline_ends_the_run_with_a_full_report() {
     let r = out.json();
     assert_eq!(r["outcome"], "completed");
     assert_eq!(r["stop_reason"], "deadline");
+    assert_eq!(r["left_behind"], 0);
     let stress = r["stress_s"].as_f64().unwrap();
     assert!((1.5..1.7).contains(&stress), "stress_s {stress}");
     assert!(r["teardown_s"].as_f64().unwrap() < 0.5);
@@ -547,10 +548,11 @@ fn the_report_pipe_ends_with_the_supervisor_even_if_a_worker_lives_on() {
     let r: serde_json::Value = serde_json::from_str(&ended["stdout"]).unwrap();
     assert!(validate(&r).is_ok());
     assert_eq!(r["outcome"], "failed");
-    assert!(
-        r["stop_reason"].as_str().unwrap().contains("teardown left"),
-        "{}",
-        r["stop_reason"]
+    // The frozen worker alone: the group's leader dies at the first kill.
+    assert_eq!(r["left_behind"], 1, "{}", r["stop_reason"]);
+    assert_eq!(
+        r["stop_reason"],
+        "deadline; teardown left 1 process of the run alive"
     );
     // The cgroup's drop thaws the worker; its SIGKILL lands then.
     drop(cg);
