@@ -3,7 +3,6 @@
 //! instead), no OOM killer (swap is reserved when memory is mapped, so mmap fails first).
 
 use super::{CgroupVersion, CpuTicks};
-use std::time::Duration;
 
 /// No cgroups on illumos: zones use resource controls instead.
 pub fn cgroup_dir(_controller: &str) -> Option<(std::path::PathBuf, CgroupVersion)> {
@@ -344,17 +343,6 @@ pub fn reuse_port(_fd: i32) -> Result<(), String> {
 
 /// No sendmmsg/recvmmsg here: one datagram per call.
 pub const UDP_BATCHES: bool = false;
-
-/// No futex here: a short sleep instead (at most 1 ms, or `timeout`), so a waiter polls
-/// the word; correct, only less prompt.
-pub fn wait_while(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: Duration) {
-    if word.load(std::sync::atomic::Ordering::Acquire) == expected {
-        std::thread::sleep(timeout.min(Duration::from_millis(1)));
-    }
-}
-
-/// Nothing to wake: waiters poll (see [`wait_while`]).
-pub fn wake_waiters(_word: &std::sync::atomic::AtomicU32, _n: u32) {}
 
 /// The packet engine is AF_PACKET, which illumos does not have.
 pub fn link_path(_dst: std::net::SocketAddr) -> Result<super::LinkPath, String> {

@@ -1,9 +1,10 @@
-//! Everything that differs between Linux and illumos, one function each.
+//! What differs between Linux and illumos and serves two or more binaries (the run loop
+//! and the host probe serve all of them), one function each. What serves one stressor
+//! only lives in that stressor's own `sys` module, behind the same `cfg`.
 //!
-//! Stressors never hold a `cfg(target_os)`: they call these. Where illumos lacks a feature
-//! the function falls back (and says so where it matters) or returns `None`.
-//! Both modules export the same names; `cargo check --target x86_64-unknown-illumos` in
-//! `scripts/dist` keeps them in step.
+//! Where illumos lacks a feature the function falls back (and says so where it matters) or
+//! returns `None`. Both modules export the same names; `cargo check --target
+//! x86_64-unknown-illumos` in `scripts/dist` keeps them in step.
 
 use nix::errno::Errno;
 
