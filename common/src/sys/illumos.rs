@@ -194,35 +194,6 @@ pub fn run_queue_wait_ns() -> Option<u64> {
     None
 }
 
-/// No io_uring on illumos: the psync engine runs instead.
-pub struct Ring;
-
-impl Ring {
-    pub fn new(_depth: u32) -> Result<Self, String> {
-        Err("io_uring is Linux only".into())
-    }
-
-    /// # Safety
-    /// Never called: `new` always fails.
-    pub unsafe fn push(
-        &mut self,
-        _w: bool,
-        _fd: i32,
-        _b: *mut u8,
-        _l: u32,
-        _o: u64,
-        _t: u64,
-    ) -> bool {
-        false
-    }
-
-    pub fn submit_and_wait(&mut self, _want: usize) -> std::io::Result<usize> {
-        Err(std::io::Error::from_raw_os_error(libc::ENOSYS))
-    }
-
-    pub fn completions(&mut self, _out: &mut Vec<(u64, i32)>) {}
-}
-
 /// No sendmmsg on illumos: one send(2) per datagram.
 pub fn udp_send(
     fd: i32,
