@@ -176,18 +176,3 @@ pub fn create_unlinked(dir: &std::path::Path) -> std::io::Result<(std::fs::File,
         }
     }
 }
-
-/// Where Ethernet frames to a target leave this host (for netflood's packet engine): the
-/// interface, its MAC and MTU, and the next hop's MAC (zeros on loopback).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkPath {
-    pub ifindex: u32,
-    pub ifname: String,
-    pub src_mac: [u8; 6],
-    pub dst_mac: [u8; 6],
-    pub mtu: usize,
-    /// The gateway, or the target itself when it is on the link.
-    pub next_hop: std::net::IpAddr,
-    /// This host's address on the path (the kernel's source address selection).
-    pub src_ip: std::net::IpAddr,
-}
