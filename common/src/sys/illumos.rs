@@ -140,49 +140,8 @@ pub fn open_tmpfile(dir: &std::path::Path) -> std::io::Result<(std::fs::File, &'
     super::create_unlinked(dir)
 }
 
-extern "C" {
-    /// directio(3C): advice that I/O on this file bypass the page cache.
-    fn directio(fildes: libc::c_int, advice: libc::c_int) -> libc::c_int;
-}
-const DIRECTIO_ON: libc::c_int = 1;
-
-/// Bypasses the page cache for `file` (directio(3C)); Err says why not.
-pub fn set_direct(file: &std::fs::File) -> Result<(), String> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: directio takes a descriptor we own and an integer.
-    if unsafe { directio(file.as_raw_fd(), DIRECTIO_ON) } != 0 {
-        return Err(format!(
-            "directio refused ({})",
-            crate::error::errno_text(nix::errno::Errno::last())
-        ));
-    }
-    Ok(())
-}
-
-/// No sync_file_range on illumos: with `wait`, fdatasync (a stronger wait); otherwise nothing.
-pub fn writeback(file: &std::fs::File, _off: u64, _len: u64, wait: bool) {
-    if wait {
-        let _ = file.sync_data();
-    }
-}
-
 /// No posix_fadvise on illumos: nothing to do.
 pub fn drop_cache(_file: &std::fs::File, _off: u64, _len: u64) {}
-
-/// Block device statistics are kstats on illumos: not read yet.
-pub fn block_device(_path: &std::path::Path) -> Option<String> {
-    None
-}
-
-/// Not read on illumos yet (kstat).
-pub fn disk_stats(_name: &str) -> Option<super::DiskStats> {
-    None
-}
-
-/// No PSI on illumos.
-pub fn io_pressure_us() -> Option<(u64, u64)> {
-    None
-}
 
 /// No PSI on illumos.
 pub fn pressure_us(_resource: &str) -> Option<(u64, Option<u64>)> {

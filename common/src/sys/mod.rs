@@ -86,14 +86,6 @@ pub fn set_nice(n: i32) -> bool {
     unsafe { libc::setpriority(libc::PRIO_PROCESS as _, 0, n) == 0 }
 }
 
-/// Size and free bytes (for an unprivileged writer) of the filesystem that holds `path`
-/// (statvfs). A size of 0 means the filesystem does not say (ramfs).
-pub fn disk_space(path: &std::path::Path) -> crate::error::Result<(u64, u64)> {
-    let s = nix::sys::statvfs::statvfs(path)?;
-    let f = s.fragment_size() as u64;
-    Ok((s.blocks() as u64 * f, s.blocks_available() as u64 * f))
-}
-
 /// Free bytes for an unprivileged writer on the filesystem that holds `path` (statvfs).
 pub fn disk_free(path: &std::path::Path) -> crate::error::Result<u64> {
     let s = nix::sys::statvfs::statvfs(path)?;
@@ -123,30 +115,6 @@ pub fn cpuid_hypervisor() -> Option<String> {
 #[cfg(not(target_arch = "x86_64"))]
 pub fn cpuid_hypervisor() -> Option<String> {
     None
-}
-
-/// A block device's counters (/proc/diskstats): I/Os completed, 512-byte sectors moved, and
-/// milliseconds the device had I/O in flight.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DiskStats {
-    pub reads: u64,
-    pub read_sectors: u64,
-    pub writes: u64,
-    pub write_sectors: u64,
-    pub busy_ms: u64,
-}
-
-impl DiskStats {
-    /// What happened between `earlier` and `self`.
-    pub fn since(&self, earlier: &DiskStats) -> DiskStats {
-        DiskStats {
-            reads: self.reads.saturating_sub(earlier.reads),
-            read_sectors: self.read_sectors.saturating_sub(earlier.read_sectors),
-            writes: self.writes.saturating_sub(earlier.writes),
-            write_sectors: self.write_sectors.saturating_sub(earlier.write_sectors),
-            busy_ms: self.busy_ms.saturating_sub(earlier.busy_ms),
-        }
-    }
 }
 
 /// A file with a unique name in `dir`, unlinked at once (where O_TMPFILE is missing): a

@@ -32,7 +32,6 @@ use nix::errno::Errno;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
 
-use common::sys::DiskStats;
 use common::units::{self, parse_bytes, parse_rate, parse_size, RateKind, SizeSpec};
 use common::{
     time, CommonArgs, Error, Finding, Findings, Found, Host, Metric, RateCap, RunData, Stressor,
@@ -40,6 +39,8 @@ use common::{
 };
 
 mod sys;
+
+use sys::DiskStats;
 
 /// What the workers do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -346,7 +347,7 @@ impl common::Command for Cli {
             })?;
             files = how;
             if self.direct && direct_refused.is_none() {
-                if let Err(why) = common::sys::set_direct(&probe) {
+                if let Err(why) = sys::set_direct(&probe) {
                     direct_refused = Some(format!("{why} on {shown}: buffered I/O instead"));
                 }
             }
@@ -370,7 +371,7 @@ impl common::Command for Cli {
         let mut budgets = Vec::new();
         for dev in fs_list.iter() {
             let dir = &dirs[devs.iter().position(|d| d == dev).expect("listed")];
-            let (total, mut free) = common::sys::disk_space(dir)
+            let (total, mut free) = sys::disk_space(dir)
                 .map_err(|e| e.context(format!("statvfs {}", dir.display())))?;
             let budget = match self.max_disk {
                 SizeSpec::Percent(_) if total == 0 => {
@@ -430,7 +431,7 @@ impl common::Command for Cli {
                 floor: free - budget,
                 fs_workers: fw,
                 file_bytes,
-                device: common::sys::block_device(d),
+                device: sys::block_device(d),
             });
         }
         if let Some(t) = targets.iter().find(|t| t.file_bytes < self.bs) {
@@ -677,7 +678,7 @@ impl Io<'_> {
                     // Wait for what was started a window ago, start what is dirty now:
                     // about two windows of dirty pages per worker at most; drop what is
                     // clean, so the cache does not fill with the bomb's data.
-                    common::sys::writeback(&self.file, 0, 0, true);
+                    sys::writeback(&self.file, 0, 0, true);
                     common::sys::drop_cache(&self.file, 0, 0);
                 }
             }
@@ -764,7 +765,7 @@ impl DiskThrash {
             Error::from(e).context(format!("making a file in {}", target.dir.display()))
         })?;
         if self.direct {
-            common::sys::set_direct(&file).map_err(Error::runtime)?;
+            sys::set_direct(&file).map_err(Error::runtime)?;
         }
         Ok(Io {
             plan: self,
@@ -815,7 +816,7 @@ impl DiskThrash {
             io.watch(w, gen);
         }
         if !self.direct {
-            common::sys::writeback(&io.file, 0, 0, true);
+            sys::writeback(&io.file, 0, 0, true);
             common::sys::drop_cache(&io.file, 0, 0);
         }
         w.global(G_LAYOUT_NS).fetch_max(time::mono_ns(), Relaxed);
@@ -1026,14 +1027,14 @@ impl Stressor for DiskThrash {
         for t in &self.targets {
             if let Some(d) = &t.device {
                 if !seen.contains(d) {
-                    if let Some(s) = common::sys::disk_stats(d) {
+                    if let Some(s) = sys::disk_stats(d) {
                         self.devices0.push((d.clone(), s));
                     }
                     seen.push(d.clone());
                 }
             }
         }
-        self.psi0 = common::sys::io_pressure_us();
+        self.psi0 = sys::io_pressure_us();
         let _ = self.quiet;
         Ok(())
     }
@@ -1110,7 +1111,7 @@ impl Stressor for DiskThrash {
             .detail("shrinks", Found::Count(run.globals[G_SHRINKS]));
         // One device is reported: the first directory's.
         if let Some((name, s0)) = self.devices0.first() {
-            if let Some(s1) = common::sys::disk_stats(name) {
+            if let Some(s1) = sys::disk_stats(name) {
                 let d = s1.since(s0);
                 f.detail("device", Found::Text(name.clone()))
                     .detail("device_reads", Found::Count(d.reads))
@@ -1125,7 +1126,7 @@ impl Stressor for DiskThrash {
                     );
             }
         }
-        if let (Some((s0, f0)), Some((s1, f1))) = (self.psi0, common::sys::io_pressure_us()) {
+        if let (Some((s0, f0)), Some((s1, f1))) = (self.psi0, sys::io_pressure_us()) {
             f.detail(
                 "io_pressure_some_s",
                 Found::Seconds(s1.saturating_sub(s0) as f64 / 1e6),
