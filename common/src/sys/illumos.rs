@@ -124,12 +124,6 @@ pub fn zone_name() -> Option<String> {
     None
 }
 
-/// No transparent huge pages to ask for here (illumos picks large pages by itself, and
-/// MADV_HUGEPAGE does not exist): does nothing and says so.
-pub fn advise_hugepages(_mem: &mut [u8]) -> Result<(), String> {
-    Err("transparent huge pages are Linux-only; nothing was asked for".into())
-}
-
 /// Threads (LWPs) of this process: the entries of /proc/self/lwp.
 pub fn thread_count() -> Option<usize> {
     Some(std::fs::read_dir("/proc/self/lwp").ok()?.count())

@@ -417,24 +417,6 @@ pub fn zone_name() -> Option<String> {
     None
 }
 
-/// Asks for transparent huge pages on `mem` (madvise MADV_HUGEPAGE), before it is touched.
-/// `mem` must start on a page boundary (a fresh mapping does). Err says why not, in words.
-pub fn advise_hugepages(mem: &mut [u8]) -> Result<(), String> {
-    if mem.is_empty() {
-        return Ok(());
-    }
-    // SAFETY: advice only; the range is memory this slice owns.
-    let r = unsafe { libc::madvise(mem.as_mut_ptr().cast(), mem.len(), libc::MADV_HUGEPAGE) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(format!(
-            "madvise(MADV_HUGEPAGE): {}",
-            std::io::Error::last_os_error()
-        ))
-    }
-}
-
 /// Threads of this process (the `Threads:` line of /proc/self/status), read into a stack
 /// buffer: no allocation, so it also works while workers exhaust memory.
 pub fn thread_count() -> Option<usize> {
