@@ -146,3 +146,45 @@ qemu_user_report() {
         echo "  qemu-user $ver is older than 8: the forkbomb tests it aborts on (cpu_exec assertion) are skipped, each with a SKIP line" >&2
     fi
 }
+
+# ensure_ansible_venv DIR SPEC...: a venv in DIR holding the pip requirements SPEC... (e.g.
+# 'ansible-core>=2.19,<2.20'), python3-venv from apt where missing. DIR is made anew when
+# what it was made with (DIR/.misbehave-specs) differs, so a changed pin takes effect.
+ensure_ansible_venv() {
+    local dir=$1
+    shift
+    if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.misbehave-specs" 2>/dev/null)" = "$*" ]; then
+        return 0
+    fi
+    if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+        step "apt-get install python3-venv"
+        apt_update_once
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+    fi
+    step "pip install $* into $dir"
+    rm -rf "$dir"
+    if ! { python3 -m venv "$dir" && "$dir/bin/pip" install -q "$@" >&2; }; then
+        echo "could not install $* into $dir" >&2
+        rm -rf "$dir"
+        return 1
+    fi
+    printf '%s\n' "$*" >"$dir/.misbehave-specs"
+}
+
+# fleet_ansible_specs oldest|newest: the pip requirement for the oldest or the newest
+# ansible-core series that the collection's meta/runtime.yml claims (requires_ansible
+# ">=X.Y.Z,<A.B.0": X.Y and A.B-1), so that what is tested follows what is claimed.
+fleet_ansible_specs() {
+    local req lo hi
+    req=$(awk -F'"' '/^requires_ansible:/ {print $2}' "$ROOT/packaging/ansible/ansible_collections/misbehave/fleet/meta/runtime.yml")
+    lo=$(sed -n 's/.*>=\([0-9]*\.[0-9]*\).*/\1/p' <<<"$req")
+    hi=$(sed -n 's/.*<\([0-9]*\.[0-9]*\).*/\1/p' <<<"$req")
+    if [ -z "$lo" ] || [ -z "$hi" ] || [ "${hi#*.}" -eq 0 ]; then
+        echo "requires_ansible '$req' is not of the form >=X.Y.Z,<A.B.0" >&2
+        return 1
+    fi
+    case $1 in
+        oldest) echo "ansible-core>=$lo,<${lo%.*}.$((${lo#*.} + 1))" ;;
+        newest) echo "ansible-core>=${hi%.*}.$((${hi#*.} - 1)),<$hi" ;;
+    esac
+}

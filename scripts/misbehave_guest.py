@@ -154,8 +154,8 @@ def pick_kernel_version(arches):
     def candidates():
         out = sh(["apt-cache", "search", "--names-only", r"^linux-image-[0-9]"],
                  check=False).stdout or ""
-        return sorted({m.group(1) for m in (VER_RE.match(l.split()[0]) for l in out.splitlines()
-                                             if l.strip()) if m}, key=vkey, reverse=True)
+        names = (line.split()[0] for line in out.splitlines() if line.strip())
+        return sorted({m.group(1) for m in map(VER_RE.match, names) if m}, key=vkey, reverse=True)
     vers = candidates()
     if not vers:
         apt_update()

@@ -8,9 +8,13 @@
 //! cgroups of that prefix whose maker is dead (a run SIGKILLed before it could remove its
 //! own). Dropping it kills whatever is still inside and removes it, also on failure.
 //!
+//! Every cgroup a process makes is listed while it exists, so the supervisor can count what
+//! is still inside when teardown gives up ([`procs_alive`]) without asking the stressor.
+//!
 //! illumos has no cgroups (zones have resource controls): [`RunCgroup::create`] says so.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -18,6 +22,32 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::sys::{self, CgroupVersion};
+
+/// The cgroups of this process that exist now (made, not yet removed).
+static MADE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// The most processes in any one cgroup this process made and still holds, the caller
+/// excluded: a run's cgroups each hold its processes (forkbomb's pids, freezer and cpuacct
+/// cgroups hold the same ones), so the largest count is the run's. None if there is none.
+pub fn procs_alive() -> Option<u64> {
+    let me = std::process::id().to_string();
+    let made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    made.iter()
+        .map(|dir| {
+            std::fs::read_to_string(dir.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| !l.is_empty() && *l != me)
+                .count() as u64
+        })
+        .max()
+}
+
+fn forget(dir: &Path) {
+    MADE.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|d| d != dir);
+}
 
 /// A cgroup of the run's own. Removed on drop.
 #[derive(Debug)]
@@ -47,6 +77,9 @@ impl RunCgroup {
             name = format!("{name}-{t}");
         }
         let (dir, version) = sys::create_cgroup(controller, &name)?;
+        MADE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(dir.clone());
         Ok(Self { dir, version })
     }
 
@@ -168,6 +201,7 @@ impl RunCgroup {
     /// Kills what is left inside and removes the cgroup; waits up to a second for the
     /// kernel to let go of the last processes.
     pub fn remove(self) -> Result<(), String> {
+        forget(&self.dir);
         let r = remove_dir(&self.dir, true, 200);
         std::mem::forget(self);
         r
@@ -176,6 +210,7 @@ impl RunCgroup {
 
 impl Drop for RunCgroup {
     fn drop(&mut self) {
+        forget(&self.dir);
         if let Err(e) = remove_dir(&self.dir, true, 200) {
             crate::error::say(&format!("warning: {e}"));
         }

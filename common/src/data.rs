@@ -156,6 +156,11 @@ pub struct SlotEnd {
     pub respawns: u32,
     /// What the slot's worker left with `Worker::set_result` (empty if nothing).
     pub result: Vec<u8>,
+    /// How the slot's last worker ended, if it ended before the run told it to stop (None:
+    /// it ran until the stop, or the run never started it).
+    pub early_end: Option<EndStatus>,
+    /// That early end was the OOM killer's ([`WorkerEnd::oom`]).
+    pub oom: bool,
 }
 
 /// Everything the supervisor learned; the report is made from it.
@@ -187,7 +192,8 @@ pub struct RunData {
     pub cpu_s: f64,
     /// Steal time over the run (seconds, percent of all CPU time), where the OS reports it.
     pub steal: Option<(f64, f64)>,
-    /// Processes teardown could not remove.
+    /// Processes of the run still alive when teardown gave up, grandchildren included
+    /// (0 when it removed them all): see the supervisor's `Run::left_alive`.
     pub left_behind: u64,
     /// CLOCK_MONOTONIC ns at the start (workers stamp moments on the same clock).
     pub start_ns: u64,
@@ -202,6 +208,20 @@ impl RunData {
     /// never), to the millisecond.
     pub fn since_start(&self, mono_ns: u64) -> Option<f64> {
         (mono_ns > 0).then(|| round3(mono_ns.saturating_sub(self.start_ns) as f64 / 1e9))
+    }
+
+    /// Marks the run failed for `why` (a stressor's verdict, [`Findings::failed`]): a
+    /// completed run becomes `failed`, an interrupted one keeps its signal's outcome (and
+    /// exit code); either way the stop reason says why.
+    pub fn fail(&mut self, why: &str) {
+        if self.outcome == Outcome::Completed {
+            self.outcome = Outcome::Failed;
+        }
+        if self.stop_reason.is_empty() {
+            self.stop_reason = why.to_string();
+        } else {
+            self.stop_reason = format!("{}; {why}", self.stop_reason);
+        }
     }
 
     /// `n` per second of stress time.
@@ -313,6 +333,11 @@ pub struct Findings {
     pub peaks: Vec<Finding>,
     /// Per worker slot, added to `per_worker[i]`.
     pub per_worker: Vec<Vec<Finding>>,
+    /// The stressor's verdict that the run failed although the supervisor saw nothing
+    /// wrong (a part of its work died and the rest ran on), and why: the outcome becomes
+    /// `failed` (an interrupted run stays interrupted) and the reason is added to the
+    /// stop reason ([`RunData::fail`]).
+    pub failed: Option<String>,
 }
 
 impl Findings {

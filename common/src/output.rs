@@ -167,6 +167,17 @@ pub fn summary(r: &Report, metrics: &[Metric], findings: &Findings, style: Style
         r.teardown_s * 1000.0
     );
     let mut rows: Vec<(String, String)> = Vec::new();
+    if r.left_behind > 0 {
+        // Said apart from the head line too: a frozen or stuck process is the one thing in
+        // the summary the reader has to act on.
+        rows.push((
+            "left behind".into(),
+            style.red(&format!(
+                "{} of the run's processes alive after teardown",
+                r.left_behind
+            )),
+        ));
+    }
     let w = &r.workers;
     rows.push((
         "workers".into(),

@@ -148,7 +148,10 @@ fn run<C: Command>() -> Result<u8> {
     // also after a failure.
     let findings: Findings = run.as_ref().map(|r| stressor.finish(r)).unwrap_or_default();
     stressor.cleanup();
-    let run = run?;
+    let mut run = run?;
+    if let Some(why) = &findings.failed {
+        run.fail(why);
+    }
 
     let parts = Parts {
         metrics,

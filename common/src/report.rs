@@ -1,5 +1,5 @@
 //! The report: one schema (`misbehave.report/1`) for every binary, published as a JSON
-//! Schema in `common/schema/` and documented in the README.
+//! Schema in `common/schema/` and documented in `docs/report.md`.
 //!
 //! Made from the supervisor's [`RunData`], the stressor's metrics and latency histograms,
 //! and the typed [`Findings`] the stressor returns; nothing patches it afterwards. Written
@@ -62,6 +62,8 @@ pub struct Report {
     pub teardown_s: f64,
     /// "process group", or "freezer, then process group" / "cgroup.kill, then process group"
     pub teardown_method: String,
+    /// Processes of the run still alive when teardown gave up; 0 in a clean run.
+    pub left_behind: u64,
     pub outcome: Outcome,
     pub stop_reason: String,
     pub exit_code: u8,
@@ -208,6 +210,7 @@ impl Report {
             stress_s: round3(run.stress_s),
             teardown_s: round3(run.teardown_s),
             teardown_method: run.teardown_method.clone(),
+            left_behind: run.left_behind,
             outcome: run.outcome,
             stop_reason: run.stop_reason.clone(),
             exit_code: run.outcome.exit_code(),

@@ -49,6 +49,10 @@ pub struct Header {
 pub struct Slot {
     /// CLOCK_MONOTONIC ns when the worker first reached its loop (0: not yet).
     pub ready_ns: AtomicU64,
+    /// CLOCK_MONOTONIC ns when the supervisor reaped the slot's worker (0: it lives, or was
+    /// respawned). Written by the supervisor only: a worker killed outright (the OOM
+    /// killer's victim) cannot say it is gone, and the others may be waiting for it.
+    pub ended_ns: AtomicU64,
     pub counters: [AtomicU64; MAX_METRICS],
 }
 

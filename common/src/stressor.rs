@@ -109,7 +109,9 @@ pub trait Stressor {
     }
 
     /// The stressor's own findings, once every process is gone and before `cleanup` (what
-    /// `prepare` made is still there to be read).
+    /// `prepare` made is still there to be read). A run that did not do what it was asked
+    /// to although the supervisor saw nothing wrong (probe: a kind of work died while the
+    /// others ran) is failed here, with why: [`Findings::failed`].
     fn finish(&self, _run: &RunData) -> Findings {
         Findings::default()
     }

@@ -17,8 +17,15 @@
 //! 5. Teardown (deadline, signal, or nothing left to run): raise the stop flag, give the
 //!    workers a short grace to return, then SIGKILL the group and reap, again and again,
 //!    until the group is empty and no child is left. Its time goes into the report.
+//!
+//! Only the supervisor holds its stdout and stderr: workers (and the sentinel) write to
+//! /dev/null and to a pipe the supervisor copies to its stderr ([`WorkerOutput`]), so a
+//! reader of the report (`cpubomb --json | jq`) sees its end when the supervisor ends, even
+//! if a worker outlives it (frozen, or stuck in the kernel).
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -66,11 +73,68 @@ impl Progress for Silent {
     fn clear(&mut self) {}
 }
 
+/// Where the output of the run's other processes goes: stdout to /dev/null (only the
+/// supervisor writes a report), stderr into a pipe that the supervisor reads and copies to
+/// its own stderr (a worker's error line). A process that inherited the supervisor's
+/// stdout or stderr would hold a pipe to the report's reader open for as long as it lived.
+struct WorkerOutput {
+    read: OwnedFd,
+    write: OwnedFd,
+    null: OwnedFd,
+}
+
+impl WorkerOutput {
+    fn new() -> Result<Self> {
+        use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+        let (read, write) = nix::unistd::pipe().context("making the workers' stderr pipe")?;
+        // The supervisor never waits to read; a worker may wait to write (the supervisor
+        // reads at least once a second), which beats losing its error line.
+        fcntl(read.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .context("making the workers' stderr pipe")?;
+        for fd in [&read, &write] {
+            let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+        }
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .context("opening /dev/null")?;
+        Ok(Self {
+            read,
+            write,
+            null: null.into(),
+        })
+    }
+
+    /// In a freshly forked process of the run: stdout to /dev/null, stderr into the pipe.
+    fn redirect_child(&self) {
+        let _ = nix::unistd::dup2(self.null.as_raw_fd(), libc::STDOUT_FILENO);
+        let _ = nix::unistd::dup2(self.write.as_raw_fd(), libc::STDERR_FILENO);
+        let _ = nix::unistd::close(self.read.as_raw_fd());
+    }
+
+    /// Copies what the workers wrote so far to the supervisor's stderr, through a buffer on
+    /// the stack (no allocation while memory may be exhausted).
+    fn forward(&self) {
+        let mut buf = [0u8; 4096];
+        loop {
+            match nix::unistd::read(self.read.as_raw_fd(), &mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    let _ = std::io::stderr().write_all(&buf[..n]);
+                }
+                Err(Errno::EINTR) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
 struct Run<'a, S: Stressor> {
     stressor: &'a S,
     seed: u64,
     shared: &'a Shared,
     signals: &'a Signals,
+    output: &'a WorkerOutput,
     me: Pid,
     pgid: Pid,
     sentinel: Pid,
@@ -78,6 +142,9 @@ struct Run<'a, S: Stressor> {
     start_ns: u64,
     by_pid: HashMap<Pid, usize>,
     generation: Vec<u32>,
+    /// Per slot: how its worker ended, and whether the OOM killer took it, if it ended
+    /// before the stop (cleared when the slot is respawned).
+    early_ends: Vec<Option<(EndStatus, bool)>>,
     counts: WorkerCounts,
     tearing_down: bool,
     end_run: Option<String>,
@@ -108,6 +175,7 @@ pub fn supervise<S: Stressor>(
     sys::set_nice(SUPERVISOR_NICE);
     let shared = Shared::new(workers, hists, s.shared_words())?;
     let signals = Signals::install()?;
+    let output = WorkerOutput::new()?;
     let me = getpid();
     let deadline = common.duration.as_duration();
     // Samples for the whole run, reserved now (a day's worth at most; then it grows).
@@ -125,7 +193,7 @@ pub fn supervise<S: Stressor>(
         .seed
         .unwrap_or_else(|| time::mono_ns() ^ u64::from(std::process::id()));
 
-    let sentinel = spawn_sentinel(&signals, me)?;
+    let sentinel = spawn_sentinel(&signals, &output, me)?;
     let started_at = SystemTime::now();
     let start_ns = time::mono_ns();
     shared.header().start_ns.store(start_ns, Relaxed);
@@ -134,6 +202,7 @@ pub fn supervise<S: Stressor>(
         seed,
         shared: &shared,
         signals: &signals,
+        output: &output,
         me,
         pgid: sentinel,
         sentinel,
@@ -141,6 +210,7 @@ pub fn supervise<S: Stressor>(
         start_ns,
         by_pid: HashMap::with_capacity(workers * 2 + 16),
         generation: vec![0; workers],
+        early_ends: vec![None; workers],
         counts: WorkerCounts::default(),
         tearing_down: false,
         end_run: None,
@@ -172,6 +242,7 @@ pub fn supervise<S: Stressor>(
             signals.wait(until - now);
         }
         run.reap();
+        output.forward();
         let now = run.start.elapsed();
         if now >= next_tick {
             let values = run.snapshot(&mut lat_now);
@@ -226,6 +297,7 @@ pub fn supervise<S: Stressor>(
     let ready_s = run.ready_s(workers);
     let t0 = Instant::now();
     let left_behind = run.teardown();
+    output.forward();
     let teardown = t0.elapsed();
     let elapsed = run.start.elapsed();
     let ended_at = SystemTime::now();
@@ -237,6 +309,8 @@ pub fn supervise<S: Stressor>(
                 .collect(),
             respawns: run.generation[i],
             result: shared.result(i),
+            early_end: run.early_ends[i].map(|e| e.0),
+            oom: run.early_ends[i].is_some_and(|e| e.1),
         })
         .collect();
     let totals = run.snapshot(&mut lat_now);
@@ -267,9 +341,18 @@ pub fn supervise<S: Stressor>(
     };
     let mut counts = run.counts.clone();
     counts.ready_s = ready_s;
-    if left_behind > 0 && outcome == Outcome::Completed {
-        outcome = Outcome::Failed;
-        stop_reason += &format!("; teardown left {left_behind} processes");
+    if left_behind > 0 {
+        // An interrupted run stays interrupted (its exit code says which signal), but says
+        // what it left as well.
+        if outcome == Outcome::Completed {
+            outcome = Outcome::Failed;
+        }
+        let what = if left_behind == 1 {
+            "process"
+        } else {
+            "processes"
+        };
+        stop_reason += &format!("; teardown left {left_behind} {what} of the run alive");
     }
 
     Ok(RunData {
@@ -332,12 +415,13 @@ fn flush_stdio() {
 }
 
 /// Forks the sleeping leader of the run's process group.
-fn spawn_sentinel(signals: &Signals, me: Pid) -> Result<Pid> {
+fn spawn_sentinel(signals: &Signals, output: &WorkerOutput, me: Pid) -> Result<Pid> {
     flush_stdio();
     // SAFETY: the supervisor is single-threaded; the child only sleeps and exits.
     match unsafe { fork() }.context("starting the process-group leader")? {
         ForkResult::Child => {
             signals.reset_in_child();
+            output.redirect_child();
             let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
             if sys::die_with_parent(me) {
                 while nix::unistd::getppid() == me {
@@ -360,6 +444,9 @@ impl<S: Stressor> Run<'_, S> {
         if cfg!(debug_assertions) {
             check_single_threaded()?;
         }
+        // The slot is no longer "ended" once its new worker exists; cleared before the fork,
+        // so nobody sees the new worker's slot as gone.
+        let ended = self.shared.slot(index).ended_ns.swap(0, Relaxed);
         let mut tries = 0;
         let pid = loop {
             // SAFETY: the supervisor is single-threaded; the child runs the stressor's work
@@ -374,18 +461,21 @@ impl<S: Stressor> Run<'_, S> {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) => {
-                    return Err(Error::from(e).context(format!("starting worker {index}: fork")))
+                    self.shared.slot(index).ended_ns.store(ended, Relaxed);
+                    return Err(Error::from(e).context(format!("starting worker {index}: fork")));
                 }
             }
         };
         let _ = setpgid(pid, self.pgid);
         self.by_pid.insert(pid, index);
+        self.early_ends[index] = None;
         self.counts.started += 1;
         Ok(())
     }
 
     fn worker_main(&self, index: usize) -> ! {
         self.signals.reset_in_child();
+        self.output.redirect_child();
         let _ = setpgid(Pid::from_raw(0), self.pgid);
         if !sys::die_with_parent(self.me) {
             // SAFETY: the supervisor is already gone; leave at once.
@@ -437,6 +527,11 @@ impl<S: Stressor> Run<'_, S> {
                 }
                 continue;
             };
+            // Never 0 (that means "not ended"), even on a clock that starts at 0.
+            self.shared
+                .slot(index)
+                .ended_ns
+                .store(time::mono_ns().max(1), Relaxed);
             // A dead worker holds nothing: its gauges (resident bytes, live children) drop
             // to zero; its totals stay.
             for (m, metric) in self.stressor.metrics().iter().enumerate() {
@@ -468,6 +563,7 @@ impl<S: Stressor> Run<'_, S> {
             if self.tearing_down {
                 continue;
             }
+            self.early_ends[index] = Some((status, oom));
             match self.stressor.on_exit(&WorkerEnd { index, status, oom }) {
                 ExitAction::Keep => {}
                 ExitAction::EndRun(r) => self.end_run = Some(r),
@@ -531,6 +627,24 @@ impl<S: Stressor> Run<'_, S> {
         Some(latest.saturating_sub(self.start_ns) as f64 / 1e9)
     }
 
+    /// How many processes of the run are alive when teardown gives up, grandchildren
+    /// included: the larger of two counts, as each can miss some. The run's process group
+    /// holds every process forked under it (the sentinel too, counted like any other
+    /// process of the run if it still lives), but a process may leave the group (setsid);
+    /// the run's own cgroups (forkbomb's) hold whatever was forked inside, and nothing but
+    /// that. Where neither can be counted: the workers still alive, plus one if any other
+    /// child is.
+    fn left_alive(&self, children_left: bool) -> u64 {
+        let group = sys::group_alive(self.pgid.as_raw());
+        let cgroup = crate::cgroup::procs_alive();
+        // Workers not yet reaped are alive, whatever the scans saw.
+        let workers = self.by_pid.len() as u64;
+        match group.into_iter().chain(cgroup).max() {
+            Some(n) => n.max(workers),
+            None => workers + u64::from(children_left),
+        }
+    }
+
     /// Stops everything; returns how many processes of the run could not be removed.
     fn teardown(&mut self) -> u64 {
         self.tearing_down = true;
@@ -573,7 +687,7 @@ impl<S: Stressor> Run<'_, S> {
                 return 0;
             }
             if t0.elapsed() > TEARDOWN_LIMIT {
-                return self.by_pid.len() as u64 + u64::from(!no_children);
+                return self.left_alive(!no_children);
             }
             // Reaping passes 10 ms apart, not at every SIGCHLD: each walks all children.
             std::thread::sleep(Duration::from_millis(10));

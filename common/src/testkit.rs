@@ -295,6 +295,19 @@ impl Running {
         unsafe { libc::kill(self.pid(), sig) };
     }
 
+    /// Takes its stdout and stderr, to be read apart from waiting for its end
+    /// ([`Running::wait_exit`]): a test of whether they end when the process does.
+    pub fn take_pipes(&mut self) -> (std::process::ChildStdout, std::process::ChildStderr) {
+        let c = self.child.as_mut().expect("not waited yet");
+        (c.stdout.take().unwrap(), c.stderr.take().unwrap())
+    }
+
+    /// Waits for the process itself to end (SIGKILL after `timeout`), not for its pipes;
+    /// whatever it left is still killed on drop.
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        wait_or_kill(self.child.as_mut().expect("not waited yet"), timeout)
+    }
+
     /// Waits for the end (SIGKILL after `timeout`) and collects its output.
     pub fn wait(mut self, timeout: Duration) -> Output {
         let mut child = self.child.take().expect("not waited yet");

@@ -3,7 +3,7 @@
 //! Every parser returns `Err(String)` with one line that names the accepted forms, so clap
 //! can put it behind the flag's name: `invalid value '5x' for '--duration <DUR>': ...`.
 //!
-//! Conventions (documented in `--help` and the README):
+//! Conventions (documented in `--help` and `docs/usage.md`):
 //! - byte sizes: `4096`, `64k`, `1.5G`, `2GiB`, `512MB`; every suffix is a power of 1024
 //!   (k, M, G, T, with or without `i`, `iB`, `B`), as in stress-ng and fio;
 //! - `80%`: a share of a base the flag names (available memory, a disk's free space...);

@@ -93,6 +93,13 @@ impl<'a> Worker<'a> {
         self.shared.slot(i).counters[m].load(Relaxed)
     }
 
+    /// Whether the worker of slot `i` has ended (the supervisor reaped it and has not
+    /// started another in its place): a worker waiting for the others at a start gate must
+    /// not wait for one that is gone.
+    pub fn slot_ended(&self, i: usize) -> bool {
+        self.shared.slot(i).ended_ns.load(Relaxed) != 0
+    }
+
     /// Leaves bytes for the stressor's `finish` (in `RunData::slots[index].result`): a
     /// worker's own findings that counters cannot hold (a sink's per-sender counts). At most
     /// [`crate::shm::RESULT_BYTES`]; a later call replaces an earlier one.

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::testkit::{
-    live_tagged, take_turn, validate, wait_for_live, wait_until_gone, Bin, TempDir,
+    live_tagged, skip, take_turn, validate, wait_for_live, wait_until_gone, Bin, Cgroup, ProcStat,
+    TempDir,
 };
 
 fn bin() -> Bin {
@@ -34,6 +35,7 @@ fn the_deadline_ends_the_run_with_a_full_report() {
     let r = out.json();
     assert_eq!(r["outcome"], "completed");
     assert_eq!(r["stop_reason"], "deadline");
+    assert_eq!(r["left_behind"], 0);
     let stress = r["stress_s"].as_f64().unwrap();
     assert!((1.5..1.7).contains(&stress), "stress_s {stress}");
     assert!(r["teardown_s"].as_f64().unwrap() < 0.5);
@@ -479,4 +481,80 @@ fn the_schema_rejects_what_breaks_it() {
     let mut r = good.clone();
     r.as_object_mut().unwrap().remove("samples");
     assert!(validate(&r).is_err(), "a report without samples accepted");
+}
+
+/// Reads `pipe` to its end in a thread of its own, then sends its name and text.
+fn read_to_end_in_thread(
+    name: &'static str,
+    mut pipe: impl std::io::Read + Send + 'static,
+    tx: std::sync::mpsc::Sender<(&'static str, String)>,
+) {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        let _ = tx.send((name, text));
+    });
+}
+
+/// Only the supervisor holds its stdout and stderr: a worker that outlives it (here frozen
+/// in a v1 freezer cgroup, where even SIGKILL waits for the thaw, so teardown gives up on
+/// it) keeps no pipe to the report's reader open, and `testbomb --json | jq` ends with the
+/// supervisor.
+#[test]
+fn the_report_pipe_ends_with_the_supervisor_even_if_a_worker_lives_on() {
+    let _turn = take_turn();
+    let Some(cg) = Cgroup::new("freezer", "stuck-worker").filter(|c| !c.v2) else {
+        skip("no writable v1 freezer cgroup to hold a worker in");
+        return;
+    };
+    let mut run = bin().spawn(&["-t", "1", "-w", "2", "--json", "-q"]);
+    let (out, err) = run.take_pipes();
+    let (tx, rx) = std::sync::mpsc::channel();
+    read_to_end_in_thread("stdout", out, tx.clone());
+    read_to_end_in_thread("stderr", err, tx);
+    assert!(wait_for_live(&run.tag, 4, T), "workers never started");
+    // The supervisor's children by start: the group's leader, then worker 0.
+    let mut children: Vec<(u64, i32)> = live_tagged(&run.tag)
+        .into_iter()
+        .filter_map(|p| ProcStat::read(p).map(|st| (st, p)))
+        .filter(|(st, _)| st.ppid() == run.pid())
+        .map(|(st, p)| (st.start_ticks(), p))
+        .collect();
+    children.sort();
+    assert!(children.len() >= 3, "{children:?}");
+    let worker = children[1].1;
+    cg.set("cgroup.procs", &worker.to_string());
+    cg.set("freezer.state", "FROZEN");
+    let status = run.wait_exit(Duration::from_secs(60));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "teardown cannot remove a frozen worker"
+    );
+    assert!(
+        ProcStat::read(worker).is_some(),
+        "the frozen worker is gone: the test tested nothing"
+    );
+    // Both pipes end at once (or never, while the worker is frozen and holds them).
+    let mut ended = std::collections::HashMap::new();
+    for _ in 0..2 {
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok((name, text)) => {
+                ended.insert(name, text);
+            }
+            Err(_) => panic!("a pipe did not end with the supervisor: ended {ended:?}"),
+        }
+    }
+    let r: serde_json::Value = serde_json::from_str(&ended["stdout"]).unwrap();
+    assert!(validate(&r).is_ok());
+    assert_eq!(r["outcome"], "failed");
+    // The frozen worker alone: the group's leader dies at the first kill.
+    assert_eq!(r["left_behind"], 1, "{}", r["stop_reason"]);
+    assert_eq!(
+        r["stop_reason"],
+        "deadline; teardown left 1 process of the run alive"
+    );
+    // The cgroup's drop thaws the worker; its SIGKILL lands then.
+    drop(cg);
+    assert!(wait_until_gone(&run.tag, T).is_ok());
 }

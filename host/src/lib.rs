@@ -2,7 +2,10 @@
 //! size-bound). `compare` reads sets of `probe` reports, a baseline and one per stress test,
 //! and computes the isolation paper's table: per stress test and per kind of work, the
 //! percent degradation of the well-behaved guests (mean and worst) and of the misbehaving
-//! one, `DNR` where a guest reported nothing or its run failed.
+//! one, `DNR` where a guest reported nothing or its run failed. A probe report that says
+//! per kind of work whether it failed (`details.kinds[].failed`: every worker of the kind
+//! died) makes only the failed kinds DNR, with the reason in a footnote; one that does not
+//! (an older probe) makes every kind of a failed run DNR.
 //!
 //! Degradation of guest `h` in test `T` against the baseline `B`, per kind of work:
 //! - within-SLO ("good") share `G = good / offered`: `(G_B - G_T) / G_B * 100`;
@@ -30,10 +33,24 @@ pub const SCHEMA: &str = "misbehave.compare/1";
 pub struct ProbeRun {
     pub path: PathBuf,
     pub started_at: String,
-    /// `outcome` is `failed`: the run counts as DNR.
+    /// `outcome` is `failed` and the report does not say which kinds failed (no
+    /// `kinds[].failed`: an older probe): every kind counts as DNR.
     pub failed: bool,
     /// kind -> (good share in percent, p99 in microseconds)
     pub kinds: BTreeMap<String, (Option<f64>, Option<f64>)>,
+    /// kind -> why it failed (`kinds[].failed_reason`: `oom_killed`, ...): the kinds the
+    /// report says died, DNR; the others keep their numbers.
+    pub failed_kinds: BTreeMap<String, String>,
+}
+
+impl ProbeRun {
+    /// Why `kind` of this run is DNR although the run reported (None: it has numbers).
+    pub fn dnr_reason(&self, kind: &str) -> Option<String> {
+        if self.failed {
+            return Some("the run failed".into());
+        }
+        self.failed_kinds.get(kind).cloned()
+    }
 }
 
 /// Reads a report; Ok(None) when it is JSON of another tool (a bomb's report beside the
@@ -62,10 +79,19 @@ pub fn parse_report(path: &Path, v: &Value) -> Result<Option<ProbeRun>, String> 
         return Ok(None);
     }
     let mut kinds = BTreeMap::new();
+    let mut failed_kinds = BTreeMap::new();
+    let mut per_kind = false;
     for k in v["details"]["kinds"].as_array().into_iter().flatten() {
         let Some(name) = k["kind"].as_str() else {
             continue;
         };
+        if let Some(failed) = k["failed"].as_bool() {
+            per_kind = true;
+            if failed {
+                let why = k["failed_reason"].as_str().unwrap_or("failed");
+                failed_kinds.insert(name.to_string(), why.to_string());
+            }
+        }
         let good = match (k["good"].as_f64(), k["offered"].as_f64()) {
             (Some(g), Some(o)) if o > 0.0 => Some(100.0 * g / o),
             _ => k["good_pct"].as_f64(),
@@ -78,8 +104,9 @@ pub fn parse_report(path: &Path, v: &Value) -> Result<Option<ProbeRun>, String> 
     Ok(Some(ProbeRun {
         path: path.to_path_buf(),
         started_at: v["started_at"].as_str().unwrap_or("").to_string(),
-        failed: v["outcome"] == "failed",
+        failed: v["outcome"] == "failed" && !per_kind,
         kinds,
+        failed_kinds,
     }))
 }
 
@@ -324,6 +351,14 @@ pub struct Row {
     /// baseline repetition against the mean of all of them, over every guest (None: one
     /// baseline only).
     pub noise: Option<f64>,
+    /// Why a guest is DNR where its run or this kind of it failed ("mem on web2 in
+    /// memory: oom_killed"); a guest missing a report has none.
+    pub per_host_dnr_reason: BTreeMap<String, String>,
+    /// Why the Good cells are DNR, where failures made them so (the well-behaved guests'
+    /// reasons, `; `-separated).
+    pub good_dnr_reason: Option<String>,
+    /// Why the Bad cell is DNR, where a failure made it so.
+    pub bad_dnr_reason: Option<String>,
 }
 
 impl Row {
@@ -357,12 +392,13 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
     for g in groups.values_mut() {
         g.sort();
     }
-    let bases: Vec<&BTreeMap<String, ProbeRun>> = groups
+    let base_sets: Vec<&String> = groups
         .get(baseline)
         .ok_or_else(|| format!("no baseline set `{baseline}` (name it with --baseline)"))?
         .iter()
-        .map(|(_, s)| &res.sets[*s])
+        .map(|(_, s)| *s)
         .collect();
+    let bases: Vec<&BTreeMap<String, ProbeRun>> = base_sets.iter().map(|s| &res.sets[*s]).collect();
     if bases.iter().all(|b| b.is_empty()) {
         return Err(format!(
             "the baseline set `{baseline}` holds no probe report"
@@ -391,7 +427,7 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
         }
     }
     let measured = |r: Option<&ProbeRun>, kind: &str, m: Measure| {
-        r.filter(|r| !r.failed)
+        r.filter(|r| r.dnr_reason(kind).is_none())
             .and_then(|r| r.kinds.get(kind))
             .and_then(|&(g, p)| match m {
                 Measure::Good => g,
@@ -481,11 +517,34 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
                         (h.clone(), mean(&v))
                     })
                     .collect();
+                // Why a guest with no number is DNR, where a failure made it so.
+                let mut per_host_dnr_reason = BTreeMap::new();
+                for h in per_host.iter().filter(|(_, v)| v.is_none()).map(|(h, _)| h) {
+                    let why: Vec<String> = base_sets
+                        .iter()
+                        .chain(&sets)
+                        .filter_map(|set| {
+                            let w = res.sets[*set].get(h)?.dnr_reason(kind)?;
+                            Some(format!("{kind} on {h} in {set}: {w}"))
+                        })
+                        .collect();
+                    if !why.is_empty() {
+                        per_host_dnr_reason.insert(h.clone(), why.join("; "));
+                    }
+                }
                 let good: Vec<f64> = per_host
                     .iter()
                     .filter(|(h, _)| **h != bad_host)
                     .filter_map(|(_, v)| *v)
                     .collect();
+                let good_why: Vec<&str> = per_host_dnr_reason
+                    .iter()
+                    .filter(|(h, _)| **h != bad_host)
+                    .map(|(_, w)| w.as_str())
+                    .collect();
+                let good_dnr_reason =
+                    (good.is_empty() && !good_why.is_empty()).then(|| good_why.join("; "));
+                let bad_dnr_reason = per_host_dnr_reason.get(&bad_host).cloned();
                 let good_by_rep: Vec<f64> = per_rep
                     .iter()
                     .filter_map(|r| {
@@ -518,6 +577,9 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
                     good_span: span(&good_by_rep).filter(|_| several),
                     bad_span: span(&bad_by_rep).filter(|_| several),
                     noise,
+                    per_host_dnr_reason,
+                    good_dnr_reason,
+                    bad_dnr_reason,
                 });
             }
         }
@@ -528,6 +590,12 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
                     notes.push(format!("{set}: no probe report from {h} (DNR)"));
                 } else if runs[h].failed {
                     notes.push(format!("{set}: the probe run of {h} failed (DNR)"));
+                } else {
+                    for (kind, why) in &runs[h].failed_kinds {
+                        notes.push(format!(
+                            "{set}: the {kind} work of {h} died ({why}): DNR for {kind}"
+                        ));
+                    }
                 }
             }
         }
@@ -537,6 +605,18 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
                     notes.push(format!(
                         "{baseline}: no baseline from {h}: nothing to compare it with (DNR)"
                     ));
+                }
+            }
+            for set in &base_sets {
+                for h in &res.hosts {
+                    let Some(run) = res.sets[*set].get(h) else {
+                        continue;
+                    };
+                    for (kind, why) in &run.failed_kinds {
+                        notes.push(format!(
+                            "{set}: the {kind} work of {h} died ({why}): no baseline for {kind}"
+                        ));
+                    }
                 }
             }
         }
@@ -554,10 +634,10 @@ pub(crate) fn cell(v: Option<f64>) -> String {
     v.map_or("DNR".to_string(), |v| format!("{:.2}", r2(v)))
 }
 
-/// A Markdown cell: the value, its span over the repetitions, and *n.s.* where it lies
-/// within the baseline's noise.
-pub(crate) fn md_cell(r: &Row, v: Option<f64>, span: Option<(f64, f64)>) -> String {
-    let mut c = cell(v);
+/// A Markdown cell: `shown` (the value, or DNR with its footnote's mark), its span over
+/// the repetitions, and *n.s.* where it lies within the baseline's noise.
+pub(crate) fn md_cell(r: &Row, v: Option<f64>, span: Option<(f64, f64)>, shown: String) -> String {
+    let mut c = shown;
     if let (Some(_), Some((lo, hi))) = (v, span) {
         c += &format!(" [{:.2}, {:.2}]", r2(lo), r2(hi));
     }
@@ -573,6 +653,51 @@ fn flag(v: Option<bool>) -> &'static str {
         Some(true) => "true",
         Some(false) => "false",
         None => "",
+    }
+}
+
+/// `n` in superscript digits: a footnote's mark.
+pub fn superscript(n: usize) -> String {
+    const DIGITS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+    n.to_string()
+        .bytes()
+        .map(|d| DIGITS[(d - b'0') as usize])
+        .collect()
+}
+
+/// The Markdown's footnotes: the reasons DNR cells have, numbered in order of first use
+/// (one number per distinct reason, so the cells a failure empties share it).
+#[derive(Default)]
+pub(crate) struct Footnotes {
+    texts: Vec<String>,
+    /// How many of `texts` are already printed.
+    shown: usize,
+}
+
+impl Footnotes {
+    /// A cell's text: the value, or DNR with the mark of its reason when it has one.
+    pub(crate) fn cell(&mut self, v: Option<f64>, why: Option<&String>) -> String {
+        match (v, why) {
+            (None, Some(w)) => {
+                let n = match self.texts.iter().position(|t| t == w) {
+                    Some(i) => i + 1,
+                    None => {
+                        self.texts.push(w.clone());
+                        self.texts.len()
+                    }
+                };
+                format!("DNR{}", superscript(n))
+            }
+            _ => cell(v),
+        }
+    }
+
+    /// The footnotes added since the last call, one paragraph each.
+    pub(crate) fn flush(&mut self, s: &mut String) {
+        for (i, t) in self.texts.iter().enumerate().skip(self.shown) {
+            let _ = writeln!(s, "{} {t}\n", superscript(i + 1));
+        }
+        self.shown = self.texts.len();
     }
 }
 
@@ -606,8 +731,9 @@ impl Table {
         let _ = writeln!(
             s,
             "Good = mean over the well-behaved guests (worst: the largest), Bad = the misbehaving \
-             guest, DNR = did not report (no report, or the run failed). Within-SLO share: \
-             (base - test) / base; p99 latency: (test - base) / base; in percent.\n"
+             guest, DNR = did not report (no report, the run failed, or that kind of work \
+             died: a footnote says how). Within-SLO share: (base - test) / base; p99 latency: \
+             (test - base) / base; in percent.\n"
         );
         let repeats = self.rows.iter().map(|r| r.repeats).max().unwrap_or(1);
         if repeats > 1 || self.baselines > 1 {
@@ -620,6 +746,7 @@ impl Table {
                 self.baselines
             );
         }
+        let mut foot = Footnotes::default();
         for kind in &self.kinds {
             let _ = writeln!(s, "## {kind} work\n");
             let noise = |m| {
@@ -648,27 +775,23 @@ impl Table {
                 ) else {
                     continue;
                 };
-                let good = |r: &Row| {
-                    let c = md_cell(r, r.good_mean, r.good_span);
-                    if r.good_mean.is_some() && r.good_reported < r.good_hosts {
+                let mut cells = Vec::new();
+                for r in [g, p] {
+                    let shown = foot.cell(r.good_mean, r.good_dnr_reason.as_ref());
+                    let c = md_cell(r, r.good_mean, r.good_span, shown);
+                    cells.push(if r.good_mean.is_some() && r.good_reported < r.good_hosts {
                         format!("{c} ({} of {})", r.good_reported, r.good_hosts)
                     } else {
                         c
-                    }
-                };
-                let _ = writeln!(
-                    s,
-                    "| {label} | {} | {} | {} | {} | {} | {} | {} |",
-                    g.bad_host,
-                    good(g),
-                    cell(g.good_worst),
-                    md_cell(g, g.bad, g.bad_span),
-                    good(p),
-                    cell(p.good_worst),
-                    md_cell(p, p.bad, p.bad_span)
-                );
+                    });
+                    cells.push(foot.cell(r.good_worst, r.good_dnr_reason.as_ref()));
+                    let shown = foot.cell(r.bad, r.bad_dnr_reason.as_ref());
+                    cells.push(md_cell(r, r.bad, r.bad_span, shown));
+                }
+                let _ = writeln!(s, "| {label} | {} | {} |", g.bad_host, cells.join(" | "));
             }
             s.push('\n');
+            foot.flush(&mut s);
         }
         if !self.notes.is_empty() {
             s.push_str("Notes:\n\n");
@@ -679,11 +802,13 @@ impl Table {
         s
     }
 
-    /// CSV: one line per stress test, kind and measure; DNR spelled out.
+    /// CSV: one line per stress test, kind and measure; DNR spelled out, and why where a
+    /// failure made it (the last two columns, empty otherwise).
     pub fn csv(&self) -> String {
         let mut s = String::from(
             "test,label,kind,measure,misbehaving,good_mean_pct,good_worst_pct,bad_pct,good_reported,good_hosts,\
-             repeats,good_min_pct,good_max_pct,bad_min_pct,bad_max_pct,noise_pct,good_significant,bad_significant\n",
+             repeats,good_min_pct,good_max_pct,bad_min_pct,bad_max_pct,noise_pct,good_significant,bad_significant,\
+             good_dnr_reason,bad_dnr_reason\n",
         );
         let q = csv_field;
         let ends = |sp: Option<(f64, f64)>| {
@@ -696,7 +821,7 @@ impl Table {
             let (bl, bh) = ends(r.bad_span);
             let _ = writeln!(
                 s,
-                "{},{},{},{},{},{},{},{},{},{},{},{gl},{gh},{bl},{bh},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{gl},{gh},{bl},{bh},{},{},{},{},{}",
                 q(&r.set),
                 q(&r.label),
                 q(&r.kind),
@@ -711,12 +836,15 @@ impl Table {
                 r.noise.map_or(String::new(), |n| format!("{:.2}", r2(n))),
                 flag(r.significant(r.good_mean)),
                 flag(r.significant(r.bad)),
+                q(r.good_dnr_reason.as_deref().unwrap_or("")),
+                q(r.bad_dnr_reason.as_deref().unwrap_or("")),
             );
         }
         s
     }
 
-    /// JSON (`misbehave.compare/1`): null where the paper says DNR.
+    /// JSON (`misbehave.compare/1`): null where the paper says DNR; `*_dnr_reason` say why
+    /// where a failure made it so (null otherwise).
     pub fn json(&self) -> Value {
         let n = |v: Option<f64>| v.map_or(Value::Null, |v| json!(r2(v)));
         let sp = |v: Option<(f64, f64)>| v.map_or(Value::Null, |(lo, hi)| json!([r2(lo), r2(hi)]));
@@ -743,6 +871,9 @@ impl Table {
                 "noise_pct": n(r.noise),
                 "good_significant": r.significant(r.good_mean),
                 "bad_significant": r.significant(r.bad),
+                "good_dnr_reason": r.good_dnr_reason,
+                "bad_dnr_reason": r.bad_dnr_reason,
+                "per_host_dnr_reason": r.per_host_dnr_reason,
             })).collect::<Vec<_>>(),
             "notes": self.notes,
         })

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::{cell, esc, md_cell, r2, Measure, Row, Table};
+use crate::{esc, md_cell, r2, Footnotes, Measure, Row, Table};
 
 /// The schema of `misbehave compare --platform ... --format json`.
 pub const SCHEMA: &str = "misbehave.platforms/1";
@@ -58,6 +58,7 @@ impl Platforms {
              (worst: the largest), Bad = the misbehaving guest, DNR = did not report. \
              [min, max] over the repetitions; *n.s.*: within that platform's baseline noise.\n"
         );
+        let mut foot = Footnotes::default();
         for m in [Measure::Good, Measure::P99] {
             let _ = writeln!(s, "## {}\n", m.title());
             let mut head = String::from("| stress test | kind |");
@@ -73,12 +74,14 @@ impl Platforms {
                     for (_, t) in &self.tables {
                         match Self::row(t, &set, &kind, m) {
                             Some(r) => {
+                                let good = foot.cell(r.good_mean, r.good_dnr_reason.as_ref());
+                                let worst = foot.cell(r.good_worst, r.good_dnr_reason.as_ref());
+                                let bad = foot.cell(r.bad, r.bad_dnr_reason.as_ref());
                                 let _ = write!(
                                     line,
-                                    " {} | {} | {} |",
-                                    md_cell(r, r.good_mean, r.good_span),
-                                    cell(r.good_worst),
-                                    md_cell(r, r.bad, r.bad_span)
+                                    " {} | {worst} | {} |",
+                                    md_cell(r, r.good_mean, r.good_span, good),
+                                    md_cell(r, r.bad, r.bad_span, bad)
                                 );
                             }
                             None => line.push_str(" not run | | |"),
@@ -88,6 +91,7 @@ impl Platforms {
                 }
             }
             s.push('\n');
+            foot.flush(&mut s);
         }
         let notes: Vec<String> = self
             .tables

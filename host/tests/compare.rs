@@ -1,5 +1,7 @@
 //! compare on crafted probe reports: exact, known percentages; DNR where a report is
-//! missing or its run failed; every output format; an SVG that headless Chromium renders.
+//! missing or its run failed, and only for the kinds that died where a report says which
+//! (with the reason in a footnote); every output format; an SVG that headless Chromium
+//! renders.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -256,12 +258,12 @@ fn repetitions_give_a_mean_a_span_and_a_noise_band() {
     // Each guest's baseline is 1000 (the mean); the noise band is the largest baseline run's
     // own degradation, 1%. g1, g2: 0.5% lost, not significant; b1: 30% (20-40), significant.
     assert!(
-        lines.contains(&"cpu,CPU,cpu,good_share,b1,0.50,0.50,30.00,2,2,3,0.50,0.50,20.00,40.00,1.00,false,true"),
+        lines.contains(&"cpu,CPU,cpu,good_share,b1,0.50,0.50,30.00,2,2,3,0.50,0.50,20.00,40.00,1.00,false,true,,"),
         "{csv}"
     );
     // p99: every baseline at 100 us (no noise: 0), b1 at 400 us (+300%).
     assert!(
-        lines.contains(&"cpu,CPU,cpu,p99_latency,b1,0.00,0.00,300.00,2,2,3,0.00,0.00,300.00,300.00,0.00,false,true"),
+        lines.contains(&"cpu,CPU,cpu,p99_latency,b1,0.00,0.00,300.00,2,2,3,0.00,0.00,300.00,300.00,0.00,false,true,,"),
         "{csv}"
     );
     let (code, md, err) = compare(&[dir.path.to_str().unwrap()]);
@@ -328,7 +330,7 @@ fn platforms_side_by_side_each_against_its_own_baseline() {
     assert!(csv.starts_with("platform,test,label,"), "{csv}");
     assert!(
         csv.lines()
-            .any(|l| l == "docker,cpu,CPU,cpu,good_share,b1,0.50,0.50,30.00,2,2,3,0.50,0.50,20.00,40.00,1.00,false,true"),
+            .any(|l| l == "docker,cpu,CPU,cpu,good_share,b1,0.50,0.50,30.00,2,2,3,0.50,0.50,20.00,40.00,1.00,false,true,,"),
         "{csv}"
     );
     assert!(
@@ -366,19 +368,20 @@ fn csv_and_json_carry_the_same_numbers() {
     assert_eq!(
         lines[0],
         "test,label,kind,measure,misbehaving,good_mean_pct,good_worst_pct,bad_pct,good_reported,good_hosts,\
-         repeats,good_min_pct,good_max_pct,bad_min_pct,bad_max_pct,noise_pct,good_significant,bad_significant"
+         repeats,good_min_pct,good_max_pct,bad_min_pct,bad_max_pct,noise_pct,good_significant,bad_significant,\
+         good_dnr_reason,bad_dnr_reason"
     );
     // One run of each set: no span, no noise band, significance unknown.
     assert!(
-        lines.contains(&"cpu,CPU,cpu,good_share,b1,5.00,10.00,50.00,3,3,1,,,,,,,"),
+        lines.contains(&"cpu,CPU,cpu,good_share,b1,5.00,10.00,50.00,3,3,1,,,,,,,,,"),
         "{csv}"
     );
     assert!(
-        lines.contains(&"cpu,CPU,disk,p99_latency,b1,16.67,50.00,200.00,3,3,1,,,,,,,"),
+        lines.contains(&"cpu,CPU,disk,p99_latency,b1,16.67,50.00,200.00,3,3,1,,,,,,,,,"),
         "{csv}"
     );
     assert!(
-        lines.contains(&"forkbomb,Fork,cpu,good_share,b1,DNR,DNR,DNR,0,3,1,,,,,,,"),
+        lines.contains(&"forkbomb,Fork,cpu,good_share,b1,DNR,DNR,DNR,0,3,1,,,,,,,,,"),
         "{csv}"
     );
     // 3 tests x 2 kinds x 2 measures, and the header.
@@ -441,7 +444,7 @@ fn reports_named_on_the_command_line_and_bad_input() {
     ]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        out.contains("cpu,CPU,cpu,good_share,b1,10.00,10.00,50.00,1,1"),
+        out.contains("cpu,CPU,cpu,good_share,b1,10.00,10.00,50.00,1,1,1,,,,,,,,,"),
         "{out}"
     );
 
@@ -460,6 +463,178 @@ fn reports_named_on_the_command_line_and_bad_input() {
         assert!(out.is_empty(), "{args:?}: {out}");
         assert!(!err.trim().is_empty());
     }
+}
+
+/// A probe report that says per kind whether the kind failed (probe writes `failed` and
+/// `failed_reason` in every `kinds[]` record): `kinds` as in [`report`], and the kinds that
+/// died with their reason; the run is `failed` when any did, as probe makes it.
+fn report_per_kind(kinds: &[(&str, u64, f64)], died: &[(&str, &str)]) -> Value {
+    let outcome = if died.is_empty() {
+        "completed"
+    } else {
+        "failed"
+    };
+    let mut r = report(outcome, T1, kinds);
+    for k in r["details"]["kinds"].as_array_mut().unwrap() {
+        let why = died.iter().find(|(d, _)| k["kind"] == *d).map(|(_, w)| *w);
+        k["failed"] = why.is_some().into();
+        k["failed_reason"] = why.into();
+        if why.is_some() {
+            // What probe reports for a kind that never ran: nothing done, no latency.
+            k["good"] = 0.into();
+            k["good_pct"] = 0.0.into();
+            k["p99_us"] = Value::Null;
+        }
+    }
+    for (d, _) in died {
+        assert!(
+            kinds.iter().any(|(k, _, _)| k == d),
+            "{d} not among the kinds"
+        );
+    }
+    r
+}
+
+/// A memory test in which the mem work of g1 (killed), g2 and b1 (both OOM-killed) died
+/// while their cpu work ran; g3's report says nothing of kinds (an older probe) and failed.
+#[test]
+fn only_the_kinds_that_died_are_dnr_with_their_reason_in_a_footnote() {
+    let dir = TempDir::new("compare-kinds");
+    let r = &dir.path;
+    for h in ["g1", "g2", "g3", "b1"] {
+        let base = report_per_kind(&[("cpu", 1000, 100.0), ("mem", 900, 200.0)], &[]);
+        put(r, "baseline", h, "probe-1.json", &base);
+    }
+    let test = |cpu: u64, p99: f64, died: &[(&str, &str)]| {
+        report_per_kind(&[("cpu", cpu, p99), ("mem", 0, 0.0)], died)
+    };
+    put(
+        r,
+        "membomb",
+        "g1",
+        "p.json",
+        &test(900, 200.0, &[("mem", "killed")]),
+    );
+    put(
+        r,
+        "membomb",
+        "g2",
+        "p.json",
+        &test(800, 300.0, &[("mem", "oom_killed")]),
+    );
+    put(
+        r,
+        "membomb",
+        "b1",
+        "p.json",
+        &test(500, 1000.0, &[("mem", "oom_killed")]),
+    );
+    put(
+        r,
+        "membomb",
+        "g3",
+        "p.json",
+        &report("failed", T1, &[("cpu", 1000, 100.0), ("mem", 900, 200.0)]),
+    );
+    let p = r.to_str().unwrap();
+
+    let (code, out, err) = compare(&[p, "--bad", "b1"]);
+    assert_eq!(code, Some(0), "{err}");
+    let line = |kind: &str| -> String {
+        let section = out.split(&format!("## {kind} work")).nth(1).unwrap();
+        section
+            .lines()
+            .find(|l| l.starts_with("| Memory |"))
+            .unwrap_or_else(|| panic!("no Memory row for {kind}:\n{out}"))
+            .to_string()
+    };
+    // The cpu work ran everywhere but on g3 (whose report failed as a whole): numbers.
+    // g1 lost 10% of its good share and its p99 doubled; g2 20% and +200%; b1 50%, +900%.
+    assert_eq!(
+        line("cpu"),
+        "| Memory | b1 | 15.00 (2 of 3) | 20.00 | 50.00 | 150.00 (2 of 3) | 200.00 | 900.00 |"
+    );
+    // The mem work died everywhere: DNR, each cell marked with its reason's footnote.
+    assert_eq!(
+        line("mem"),
+        "| Memory | b1 | DNR¹ | DNR¹ | DNR² | DNR¹ | DNR¹ | DNR² |"
+    );
+    let mem = out.split("## mem work").nth(1).unwrap();
+    assert!(
+        mem.contains(
+            "\n¹ mem on g1 in membomb: killed; mem on g2 in membomb: oom_killed; \
+             mem on g3 in membomb: the run failed\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        mem.contains("\n² mem on b1 in membomb: oom_killed\n"),
+        "{out}"
+    );
+    // The cpu table has no DNR, so no footnote.
+    let cpu = out
+        .split("## cpu work")
+        .nth(1)
+        .unwrap()
+        .split("## mem work")
+        .next()
+        .unwrap();
+    assert!(!cpu.contains('¹'), "{out}");
+    assert!(
+        err.contains("membomb: the mem work of b1 died (oom_killed): DNR for mem"),
+        "{err}"
+    );
+    assert!(
+        err.contains("membomb: the probe run of g3 failed (DNR)"),
+        "{err}"
+    );
+
+    let (code, csv, err) = compare(&[p, "--bad", "b1", "--format", "csv"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines.contains(&"membomb,Memory,cpu,good_share,b1,15.00,20.00,50.00,2,3,1,,,,,,,,,"),
+        "{csv}"
+    );
+    assert!(
+        lines.contains(
+            &"membomb,Memory,mem,p99_latency,b1,DNR,DNR,DNR,0,3,1,,,,,,,,\
+              mem on g1 in membomb: killed; mem on g2 in membomb: oom_killed; \
+              mem on g3 in membomb: the run failed,mem on b1 in membomb: oom_killed"
+        ),
+        "{csv}"
+    );
+
+    let (code, js, err) = compare(&[p, "--bad", "b1", "--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(&js).unwrap();
+    let row = |kind: &str| {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["test"] == "membomb" && r["kind"] == kind && r["measure"] == "good_share")
+            .unwrap()
+            .clone()
+    };
+    let (cpu, mem) = (row("cpu"), row("mem"));
+    assert_eq!(cpu["bad_pct"], 50.0);
+    assert_eq!(cpu["per_host_pct"]["g2"], 20.0);
+    assert_eq!(
+        (&cpu["bad_dnr_reason"], &cpu["good_dnr_reason"]),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(
+        cpu["per_host_dnr_reason"]["g3"],
+        "cpu on g3 in membomb: the run failed"
+    );
+    assert_eq!(mem["bad_pct"], Value::Null);
+    assert_eq!(mem["bad_dnr_reason"], "mem on b1 in membomb: oom_killed");
+    assert_eq!(
+        mem["per_host_dnr_reason"]["g1"],
+        "mem on g1 in membomb: killed"
+    );
+    assert_eq!(mem["good_reported"], 0);
 }
 
 /// Where Debian's chromium is (scripts/test installs it).

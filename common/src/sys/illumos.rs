@@ -80,6 +80,28 @@ pub fn die_with_parent(parent: nix::unistd::Pid) -> bool {
 /// No subreaper here: orphans go to init, the process group still reaches them.
 pub fn become_subreaper() {}
 
+/// How many live processes are in process group `pgid`, from /proc/*/psinfo (orphans that
+/// went to init keep their group, so it still finds them). A zombie has no LWP left
+/// (`pr_nlwp` 0) and is not counted. None if /proc cannot be read.
+pub fn group_alive(pgid: i32) -> Option<u64> {
+    use std::io::Read;
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let path = e.path().join("psinfo");
+        // psinfo_t begins pr_flag, pr_nlwp, pr_pid, pr_ppid, pr_pgid: five 32-bit ints.
+        let mut head = [0u8; 20];
+        let read = std::fs::File::open(&path).and_then(|mut f| f.read_exact(&mut head));
+        if read.is_err() {
+            continue;
+        }
+        let int = |i: usize| i32::from_ne_bytes(head[i * 4..i * 4 + 4].try_into().unwrap());
+        if int(4) == pgid && int(1) > 0 {
+            n += 1;
+        }
+    }
+    Some(n)
+}
+
 /// No OOM killer, so no score to set.
 pub fn set_oom_score_adj(_v: i32) -> bool {
     false

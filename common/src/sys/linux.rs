@@ -239,6 +239,42 @@ pub fn become_subreaper() {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
 }
 
+/// How many live processes are in process group `pgid` (zombies are not counted: they are
+/// dead and hold nothing but their entry), from /proc/*/stat. None if /proc cannot be read.
+pub fn group_alive(pgid: i32) -> Option<u64> {
+    let mut n = 0;
+    for e in fs::read_dir("/proc").ok()?.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        // A process that ends between the listing and the read is simply not counted.
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if stat_in_group(&stat, pgid) {
+            n += 1;
+        }
+    }
+    Some(n)
+}
+
+/// Whether a /proc/PID/stat line is of a live process of group `pgid`. The command name
+/// may hold spaces and parentheses, so the fields are those after its last ')': state,
+/// ppid, pgrp.
+fn stat_in_group(stat: &str, pgid: i32) -> bool {
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let mut f = rest.split_ascii_whitespace();
+    let state = f.next().unwrap_or("?");
+    let pgrp = f.nth(1).and_then(|g| g.parse::<i32>().ok());
+    pgrp == Some(pgid) && !matches!(state, "Z" | "X")
+}
+
 /// Sets this process's OOM score adjustment (-1000..=1000). Lowering needs privilege, so it
 /// is best effort and reports whether it took.
 pub fn set_oom_score_adj(v: i32) -> bool {
@@ -501,4 +537,24 @@ pub fn run_queue_wait_ns() -> Option<u64> {
         .or_else(|_| fs::read_to_string("/proc/self/schedstat"))
         .ok()?;
     s.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_line_is_read_after_the_last_parenthesis() {
+        let line = "42 (a) b (c)) S 1 77 77 0 -1 4194560 0 0";
+        assert!(stat_in_group(line, 77));
+        assert!(!stat_in_group(line, 1));
+        assert!(!stat_in_group("42 (z) Z 1 77 77 0", 77));
+        assert!(!stat_in_group("garbage", 77));
+    }
+
+    #[test]
+    fn this_process_is_alive_in_its_own_group() {
+        let me = nix::unistd::getpgrp().as_raw();
+        assert!(group_alive(me).unwrap() >= 1);
+    }
 }

@@ -37,8 +37,8 @@ use serde_json::{Map, Value};
 
 use common::units::{parse_bytes, parse_plain_duration, parse_rate, RateKind};
 use common::{
-    sys, time, CommonArgs, Error, Finding, Findings, Found, Host, Metric, RunData, Stressor, Unit,
-    Worker, OPS,
+    sys, time, CommonArgs, EndStatus, Error, Finding, Findings, Found, Host, Metric, RunData,
+    Stressor, Unit, Worker, OPS,
 };
 
 /// A kind of work.
@@ -75,7 +75,7 @@ impl Work {
     }
 
     /// The SLO when `--slo` does not say: about ten times the p99 of a quiet run on a
-    /// quiet machine (README: "probe"), so a quiet guest is ~100% good and a stall of a few
+    /// quiet machine (`docs/probe.md`), so a quiet guest is ~100% good and a stall of a few
     /// milliseconds is not.
     pub fn default_slo(self) -> Duration {
         Duration::from_millis(match self {
@@ -172,9 +172,6 @@ pub struct Cli {
 
 /// The most operations per second per kind (a probe is a light, steady load).
 pub const MAX_RATE: f64 = 100_000.0;
-
-/// The run-wide word that counts the workers set up and ready to start their schedule.
-const G_READY: usize = 0;
 
 /// A net request not answered within this long is lost.
 const NET_TIMEOUT_NS: u64 = 1_000_000_000;
@@ -486,10 +483,15 @@ impl Probe {
     ) -> common::Result<()> {
         // Every worker starts its schedule once all are set up (the mem working set filled,
         // the disk file laid out), so one kind's setup is not measured as another's stall.
-        let workers = (self.works.len() * self.per_kind) as u64;
-        w.global(G_READY).fetch_add(1, Relaxed);
+        // One that died while it set up (OOM-killed filling its working set) never will be:
+        // the gate waits for the others set up or gone, so the kinds that can run do.
+        let workers = self.works.len() * self.per_kind;
+        let set_up = w.words();
+        set_up[w.index].store(1, Relaxed);
         let give_up = time::mono_ns() + 10_000_000_000;
-        while w.global(G_READY).load(Relaxed) < workers && time::mono_ns() < give_up {
+        let all_there =
+            |w: &Worker| (0..workers).all(|i| set_up[i].load(Relaxed) != 0 || w.slot_ended(i));
+        while !all_there(w) && time::mono_ns() < give_up {
             if !w.running() {
                 return Ok(());
             }
@@ -572,6 +574,29 @@ impl Probe {
             }
         }
         (offered, ended)
+    }
+
+    /// Whether every worker of `kind` ended before the run's stop, and then how:
+    /// `oom_killed` if the OOM killer took any of them, else `killed` if a signal did,
+    /// else `exited` (a worker's own error).
+    fn died(&self, run: &RunData, kind: Work) -> Option<&'static str> {
+        let pos = self.works.iter().position(|k| *k == kind).expect("planned");
+        let slots = run
+            .slots
+            .get(pos * self.per_kind..(pos + 1) * self.per_kind)?;
+        if slots.is_empty() || slots.iter().any(|s| s.early_end.is_none()) {
+            return None;
+        }
+        Some(if slots.iter().any(|s| s.oom) {
+            "oom_killed"
+        } else if slots
+            .iter()
+            .any(|s| matches!(s.early_end, Some(EndStatus::Killed(_))))
+        {
+            "killed"
+        } else {
+            "exited"
+        })
     }
 
     fn cpu(&self, w: &mut Worker, j: usize) -> common::Result<()> {
@@ -745,6 +770,11 @@ impl Stressor for Probe {
         self.works.len() * self.per_kind + 1
     }
 
+    /// One word per worker of a kind: set once that worker is set up (the start gate).
+    fn shared_words(&self) -> usize {
+        self.works.len() * self.per_kind
+    }
+
     fn params(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert(
@@ -802,7 +832,12 @@ impl Stressor for Probe {
         }
         // Over the run, per kind.
         let mut kinds = Vec::new();
+        let mut died = Vec::new();
         for w in &self.works {
+            let failed = self.died(run, *w);
+            if let Some(why) = failed {
+                died.push(format!("{} ({why})", w.name()));
+            }
             let (m, h) = self.slots[w.index()].expect("planned");
             let done = run.totals[m];
             let good = run.totals[m + 1];
@@ -833,6 +868,11 @@ impl Stressor for Probe {
                 ("good", Found::Count(good)),
                 ("lost", Found::Count(lost)),
                 ("workers_ended_early", Found::Count(ended)),
+                ("failed", Found::Flag(failed.is_some())),
+                (
+                    "failed_reason",
+                    failed.map_or(Found::Missing, |r| Found::Text(r.into())),
+                ),
                 (
                     "good_pct",
                     good_pct.map_or(Found::Missing, |p| Found::Number(r3(p), "%")),
@@ -857,6 +897,11 @@ impl Stressor for Probe {
             );
         }
         f.detail_report_only("kinds", Found::Records(kinds));
+        // A kind that died took its share of the measurement with it: the run did not
+        // measure what it was asked to, and compare must not read the silence as a loss.
+        if !died.is_empty() {
+            f.failed = Some(format!("probe work died: {}", died.join(", ")));
+        }
 
         // Per second, per kind; and the contention signals per second.
         let mut per_second = Vec::new();

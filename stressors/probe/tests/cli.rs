@@ -5,7 +5,10 @@
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use common::testkit::{live_tagged, take_turn, wait_for_live, Bin, ProcStat, TempDir};
+use common::testkit::{
+    live_tagged, skip, take_turn, wait_for_live, wait_until_gone, Bin, Cgroup, Output, ProcStat,
+    Running, TempDir,
+};
 use serde_json::Value;
 
 fn bin() -> Bin {
@@ -180,18 +183,14 @@ fn a_stall_shows_as_latency_from_the_intended_start_and_a_drop_in_the_good_share
     assert!(c >= 0.95 * o, "{x}");
 }
 
-/// A worker killed mid-run (as the OOM killer would) served nothing for the rest of the
-/// run, and that is counted: every operation due until the deadline was offered, so the
-/// good share falls and the report says a worker ended early.
-#[test]
-fn a_killed_worker_counts_its_outage_against_the_good_share() {
-    let _turn = take_turn();
-    let run = bin().spawn(&[
-        "-t", "3", "--work", "cpu", "--rate", "200/s", "--json", "-q",
-    ]);
-    assert!(wait_for_live(&run.tag, 3, T), "probe never started");
-    std::thread::sleep(Duration::from_millis(1000));
-    // The supervisor's children by start: the group's leader, then worker 0 (cpu).
+/// SIGKILLs the first worker of a run (the supervisor's second child by start, after the
+/// process group's leader) `after` its start, and waits for the end.
+fn kill_first_worker(run: Running, workers: usize, after: Duration) -> Output {
+    assert!(
+        wait_for_live(&run.tag, workers + 2, T),
+        "probe never started"
+    );
+    std::thread::sleep(after);
     let mut children: Vec<(u64, i32)> = live_tagged(&run.tag)
         .into_iter()
         .filter_map(|p| ProcStat::read(p).map(|st| (st, p)))
@@ -199,19 +198,152 @@ fn a_killed_worker_counts_its_outage_against_the_good_share() {
         .map(|(st, p)| (st.start_ticks(), p))
         .collect();
     children.sort();
-    assert!(children.len() >= 3, "{children:?}");
+    assert!(children.len() > workers, "{children:?}");
     // SAFETY: a signal to a process of the run this test started.
     unsafe { libc::kill(children[1].1, libc::SIGKILL) };
-    let out = run.wait(T);
+    run.wait(T)
+}
+
+/// A worker killed mid-run (as the OOM killer would) served nothing for the rest of the
+/// run, and that is counted: every operation due until the deadline was offered, so the
+/// good share falls and the report says a worker ended early. Its kind's other worker ran
+/// on, so the kind did not fail, nor did the run.
+#[test]
+fn a_killed_worker_counts_its_outage_against_the_good_share() {
+    let _turn = take_turn();
+    let run = bin().spawn(&[
+        "-t", "3", "--work", "cpu", "-w", "2", "--rate", "200/s", "--json", "-q",
+    ]);
+    let out = kill_first_worker(run, 3, Duration::from_millis(1000));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let r = out.json();
+    assert_eq!(r["outcome"], "completed");
     let x = kind(&r, "cpu");
     assert_eq!(x["workers_ended_early"], 1, "{x}");
+    assert_eq!(
+        (&x["failed"], &x["failed_reason"]),
+        (&Value::Bool(false), &Value::Null)
+    );
     let stress = r["stress_s"].as_f64().unwrap();
     let offered = x["offered"].as_f64().unwrap();
     assert!(offered >= 0.9 * 200.0 * stress, "{x}");
     assert!(x["good_pct"].as_f64().unwrap() < 90.0, "{x}");
     assert_eq!(r["workers"]["killed"], 1, "{}", r["workers"]);
+}
+
+/// A kind whose every worker was killed before the stop failed, and so did the run: its
+/// numbers are an outage, not a measurement of the guest.
+#[test]
+fn a_kind_whose_only_worker_is_killed_fails_the_run() {
+    let _turn = take_turn();
+    let run = bin().spawn(&[
+        "-t", "3", "--work", "cpu", "--rate", "200/s", "--json", "-q",
+    ]);
+    let out = kill_first_worker(run, 2, Duration::from_millis(1000));
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["outcome"], "failed");
+    assert_eq!(r["exit_code"], 1);
+    let x = kind(&r, "cpu");
+    assert_eq!(x["failed"], true, "{x}");
+    // The supervisor takes a SIGKILL for the OOM killer's when the kernel's count of OOM
+    // kills went up meanwhile, which another run on a shared machine can make happen: the
+    // reason follows the supervisor's count.
+    let why = if r["workers"]["oom_killed"] == 0 {
+        "killed"
+    } else {
+        "oom_killed"
+    };
+    assert_eq!(x["failed_reason"], why, "{x} {}", r["workers"]);
+    assert_eq!(
+        r["stop_reason"],
+        format!("deadline; probe work died: cpu ({why})")
+    );
+}
+
+/// The mem worker OOM-killed while it fills its working set (256 MiB in a 48 MiB memory
+/// cgroup), before every worker is set up: the cpu worker does not wait for it, but runs
+/// its whole schedule; the mem kind says it died and why, and the run is `failed`.
+#[test]
+fn a_kind_that_dies_while_setting_up_fails_and_the_others_run_on() {
+    let _turn = take_turn();
+    let Some(cg) = Cgroup::new("memory", "probe-oom") else {
+        skip("no writable memory cgroup to run probe in");
+        return;
+    };
+    let limit = (48u64 << 20).to_string();
+    cg.set(
+        if cg.v2 {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        },
+        &limit,
+    );
+    let rate = 200.0;
+    let out = bin()
+        .spawn_in(
+            &[
+                "-t",
+                "3",
+                "--work",
+                "cpu,mem",
+                "--mem-size",
+                "256M",
+                "--rate",
+                "200/s",
+                "--json",
+                "-q",
+            ],
+            Some(&cg),
+        )
+        .wait(T);
+    let gone = wait_until_gone(&out.tag, Duration::from_secs(1));
+    assert!(gone.is_ok(), "still alive after the end: {gone:?}");
+    assert!(
+        cg.procs().is_empty(),
+        "left in the cgroup: {:?}",
+        cg.procs()
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["outcome"], "failed");
+    assert_eq!(r["exit_code"], 1);
+    assert_eq!(
+        r["stop_reason"], "deadline; probe work died: mem (oom_killed)",
+        "{}",
+        r["workers"]
+    );
+    assert!(
+        r["workers"]["oom_killed"].as_u64().unwrap() >= 1,
+        "{}",
+        r["workers"]
+    );
+    let mem = kind(&r, "mem");
+    assert_eq!(mem["failed"], true, "{mem}");
+    assert_eq!(mem["failed_reason"], "oom_killed", "{mem}");
+    assert_eq!(mem["completed"], 0, "{mem}");
+    // The cpu worker kept its schedule from the start to the stop: not a speed threshold
+    // (200 operations a second of ~0.1 ms each), but whether its schedule ran at all.
+    let cpu = kind(&r, "cpu");
+    assert_eq!(cpu["failed"], false, "{cpu}");
+    assert_eq!(cpu["failed_reason"], Value::Null, "{cpu}");
+    let stress = r["stress_s"].as_f64().unwrap();
+    let done = cpu["completed"].as_f64().unwrap();
+    assert!(done >= 0.8 * rate * stress, "{cpu} in {stress} s");
+    assert!(cpu["good_pct"].as_f64().is_some(), "{cpu}");
+    assert_eq!(cpu["workers_ended_early"], 0, "{cpu}");
+    // The schema knows the new fields: a reason it does not name is refused.
+    let mut bad = r.clone();
+    for k in bad["details"]["kinds"].as_array_mut().unwrap() {
+        if k["kind"] == "mem" {
+            k["failed_reason"] = "exploded".into();
+        }
+    }
+    assert!(
+        common::testkit::validate(&bad).is_err(),
+        "failed_reason exploded accepted"
+    );
 }
 
 #[test]
