@@ -23,7 +23,7 @@
 //! | layer | modules | what |
 //! |---|---|---|
 //! | 0 | `error`, `units`, `time` | errors, units, clocks: no dependencies |
-//! | 1 | `sys` | one function per platform difference (Linux, illumos) |
+//! | 1 | `sys` | one function per platform difference the binaries share (Linux, illumos) |
 //! | 2 | `host`, `cli`, `hist`, `rate`, `shm`, `signals`, `cgroup` | host facts, shared flags, latency histograms, rate caps, shared memory, signal pipe, run cgroups |
 //! | 3 | `data` | plain data of a run: metrics, run data, typed findings |
 //! | 4 | `worker` | what a worker process sees |
@@ -33,8 +33,10 @@
 //! | 8 | `program` | the program: parse, plan, run, report |
 //! | 9 | `testkit` | test helpers (feature `testkit`) |
 //!
-//! Platform differences live in [`sys`], one function each; nothing else has a
-//! `cfg(target_os)`.
+//! Platform differences that two or more binaries share live in [`sys`], one function
+//! each; nothing else in `common` has a `cfg(target_os)`. A difference that only one
+//! stressor has lives in that stressor's own `sys` module (`stressors/<name>/src/sys.rs`),
+//! so its code and dependencies reach that binary alone.
 
 pub mod cgroup;
 pub mod cli;

@@ -3,7 +3,6 @@
 //! instead), no OOM killer (swap is reserved when memory is mapped, so mmap fails first).
 
 use super::{CgroupVersion, CpuTicks};
-use std::time::Duration;
 
 /// No cgroups on illumos: zones use resource controls instead.
 pub fn cgroup_dir(_controller: &str) -> Option<(std::path::PathBuf, CgroupVersion)> {
@@ -147,12 +146,6 @@ pub fn zone_name() -> Option<String> {
     None
 }
 
-/// No transparent huge pages to ask for here (illumos picks large pages by itself, and
-/// MADV_HUGEPAGE does not exist): does nothing and says so.
-pub fn advise_hugepages(_mem: &mut [u8]) -> Result<(), String> {
-    Err("transparent huge pages are Linux-only; nothing was asked for".into())
-}
-
 /// Threads (LWPs) of this process: the entries of /proc/self/lwp.
 pub fn thread_count() -> Option<usize> {
     Some(std::fs::read_dir("/proc/self/lwp").ok()?.count())
@@ -163,49 +156,8 @@ pub fn open_tmpfile(dir: &std::path::Path) -> std::io::Result<(std::fs::File, &'
     super::create_unlinked(dir)
 }
 
-extern "C" {
-    /// directio(3C): advice that I/O on this file bypass the page cache.
-    fn directio(fildes: libc::c_int, advice: libc::c_int) -> libc::c_int;
-}
-const DIRECTIO_ON: libc::c_int = 1;
-
-/// Bypasses the page cache for `file` (directio(3C)); Err says why not.
-pub fn set_direct(file: &std::fs::File) -> Result<(), String> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: directio takes a descriptor we own and an integer.
-    if unsafe { directio(file.as_raw_fd(), DIRECTIO_ON) } != 0 {
-        return Err(format!(
-            "directio refused ({})",
-            crate::error::errno_text(nix::errno::Errno::last())
-        ));
-    }
-    Ok(())
-}
-
-/// No sync_file_range on illumos: with `wait`, fdatasync (a stronger wait); otherwise nothing.
-pub fn writeback(file: &std::fs::File, _off: u64, _len: u64, wait: bool) {
-    if wait {
-        let _ = file.sync_data();
-    }
-}
-
 /// No posix_fadvise on illumos: nothing to do.
 pub fn drop_cache(_file: &std::fs::File, _off: u64, _len: u64) {}
-
-/// Block device statistics are kstats on illumos: not read yet.
-pub fn block_device(_path: &std::path::Path) -> Option<String> {
-    None
-}
-
-/// Not read on illumos yet (kstat).
-pub fn disk_stats(_name: &str) -> Option<super::DiskStats> {
-    None
-}
-
-/// No PSI on illumos.
-pub fn io_pressure_us() -> Option<(u64, u64)> {
-    None
-}
 
 /// No PSI on illumos.
 pub fn pressure_us(_resource: &str) -> Option<(u64, Option<u64>)> {
@@ -215,194 +167,4 @@ pub fn pressure_us(_resource: &str) -> Option<(u64, Option<u64>)> {
 /// Not read on illumos (microstate accounting would have it: prusage's pr_wtime).
 pub fn run_queue_wait_ns() -> Option<u64> {
     None
-}
-
-/// No io_uring on illumos: the psync engine runs instead.
-pub struct Ring;
-
-impl Ring {
-    pub fn new(_depth: u32) -> Result<Self, String> {
-        Err("io_uring is Linux only".into())
-    }
-
-    /// # Safety
-    /// Never called: `new` always fails.
-    pub unsafe fn push(
-        &mut self,
-        _w: bool,
-        _fd: i32,
-        _b: *mut u8,
-        _l: u32,
-        _o: u64,
-        _t: u64,
-    ) -> bool {
-        false
-    }
-
-    pub fn submit_and_wait(&mut self, _want: usize) -> std::io::Result<usize> {
-        Err(std::io::Error::from_raw_os_error(libc::ENOSYS))
-    }
-
-    pub fn completions(&mut self, _out: &mut Vec<(u64, i32)>) {}
-}
-
-/// No sendmmsg on illumos: one send(2) per datagram.
-pub fn udp_send(
-    fd: i32,
-    buf: &[u8],
-    seg: usize,
-    per_msg: usize,
-    msgs: usize,
-) -> Result<usize, nix::errno::Errno> {
-    let mut sent = 0;
-    for k in 0..per_msg * msgs {
-        // SAFETY: a slice of `buf` (checked by the caller's sizes) for the length given.
-        let r = unsafe { libc::send(fd, buf[k * seg..].as_ptr().cast(), seg, 0) };
-        if r < 0 {
-            return if sent > 0 {
-                Ok(sent)
-            } else {
-                Err(nix::errno::Errno::last())
-            };
-        }
-        sent += 1;
-    }
-    Ok(sent)
-}
-
-/// No UDP GSO on illumos.
-pub fn udp_gso(_fd: i32, _seg: usize) -> Result<(), String> {
-    Err("UDP_SEGMENT (GSO) is Linux only".into())
-}
-
-/// Receive batches of one: recvfrom(2) (no recvmmsg, GRO or drop counts on illumos).
-pub struct UdpRx {
-    buf: Vec<u8>,
-    from: libc::sockaddr_storage,
-    from_len: libc::socklen_t,
-    len: usize,
-}
-
-/// One received datagram.
-pub struct Received<'a> {
-    pub data: &'a [u8],
-    pub seg: usize,
-    pub drops: Option<u32>,
-    pub from: &'a libc::sockaddr_storage,
-    pub from_len: libc::socklen_t,
-}
-
-impl UdpRx {
-    pub fn new(_n: usize, cap: usize) -> Self {
-        Self {
-            buf: vec![0; cap],
-            // SAFETY: a zeroed sockaddr_storage is a valid initial value.
-            from: unsafe { std::mem::zeroed() },
-            from_len: 0,
-            len: 0,
-        }
-    }
-
-    pub fn enable(_fd: i32) -> (Result<(), String>, Result<(), String>) {
-        (
-            Err("UDP_GRO is Linux only".into()),
-            Err("SO_RXQ_OVFL is Linux only".into()),
-        )
-    }
-
-    pub fn recv(&mut self, fd: i32, wait: bool) -> Result<usize, nix::errno::Errno> {
-        self.from_len = std::mem::size_of::<libc::sockaddr_storage>() as _;
-        // SAFETY: our buffer and address storage, alive across the call.
-        let r = unsafe {
-            libc::recvfrom(
-                fd,
-                self.buf.as_mut_ptr().cast(),
-                self.buf.len(),
-                if wait { 0 } else { libc::MSG_DONTWAIT },
-                (&mut self.from as *mut libc::sockaddr_storage).cast(),
-                &mut self.from_len,
-            )
-        };
-        if r < 0 {
-            return Err(nix::errno::Errno::last());
-        }
-        self.len = r as usize;
-        Ok(1)
-    }
-
-    pub fn get(&self, _j: usize) -> Received<'_> {
-        Received {
-            data: &self.buf[..self.len],
-            seg: self.len.max(1),
-            drops: None,
-            from: &self.from,
-            from_len: self.from_len,
-        }
-    }
-
-    pub fn reply(&self, fd: i32, _j: usize) -> Result<(), nix::errno::Errno> {
-        // SAFETY: our buffer and the address it came from.
-        let r = unsafe {
-            libc::sendto(
-                fd,
-                self.buf.as_ptr().cast(),
-                self.len,
-                0,
-                (&self.from as *const libc::sockaddr_storage).cast(),
-                self.from_len,
-            )
-        };
-        if r < 0 {
-            return Err(nix::errno::Errno::last());
-        }
-        Ok(())
-    }
-}
-
-/// No SO_REUSEPORT on illumos: one socket per port.
-pub fn reuse_port(_fd: i32) -> Result<(), String> {
-    Err("SO_REUSEPORT is not available on illumos".into())
-}
-
-/// No sendmmsg/recvmmsg here: one datagram per call.
-pub const UDP_BATCHES: bool = false;
-
-/// No futex here: a short sleep instead (at most 1 ms, or `timeout`), so a waiter polls
-/// the word; correct, only less prompt.
-pub fn wait_while(word: &std::sync::atomic::AtomicU32, expected: u32, timeout: Duration) {
-    if word.load(std::sync::atomic::Ordering::Acquire) == expected {
-        std::thread::sleep(timeout.min(Duration::from_millis(1)));
-    }
-}
-
-/// Nothing to wake: waiters poll (see [`wait_while`]).
-pub fn wake_waiters(_word: &std::sync::atomic::AtomicU32, _n: u32) {}
-
-/// The packet engine is AF_PACKET, which illumos does not have.
-pub fn link_path(_dst: std::net::SocketAddr) -> Result<super::LinkPath, String> {
-    Err("--engine packet needs Linux (AF_PACKET); use the socket engine here".into())
-}
-
-/// No AF_PACKET TX ring on illumos (see [`link_path`]).
-pub struct PacketTx {
-    pub qdisc_bypass: bool,
-}
-
-impl PacketTx {
-    pub fn new(_ifindex: u32, _frame_len: usize) -> Result<Self, String> {
-        Err("--engine packet needs Linux (AF_PACKET)".into())
-    }
-    pub fn frames(&self) -> usize {
-        0
-    }
-    pub fn slot(&mut self, _i: usize) -> &mut [u8] {
-        &mut []
-    }
-    pub fn next_free(&mut self) -> Option<&mut [u8]> {
-        None
-    }
-    pub fn queue(&mut self, _len: usize) {}
-    pub fn flush(&mut self, _wait: bool) -> Result<(), nix::errno::Errno> {
-        Err(nix::errno::Errno::ENOSYS)
-    }
 }

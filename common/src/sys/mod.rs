@@ -1,9 +1,10 @@
-//! Everything that differs between Linux and illumos, one function each.
+//! What differs between Linux and illumos and serves two or more binaries (the run loop
+//! and the host probe serve all of them), one function each. What serves one stressor
+//! only lives in that stressor's own `sys` module, behind the same `cfg`.
 //!
-//! Stressors never hold a `cfg(target_os)`: they call these. Where illumos lacks a feature
-//! the function falls back (and says so where it matters) or returns `None`.
-//! Both modules export the same names; `cargo check --target x86_64-unknown-illumos` in
-//! `scripts/dist` keeps them in step.
+//! Where illumos lacks a feature the function falls back (and says so where it matters) or
+//! returns `None`. Both modules export the same names; `cargo check --target
+//! x86_64-unknown-illumos` in `scripts/dist` keeps them in step.
 
 use nix::errno::Errno;
 
@@ -85,14 +86,6 @@ pub fn set_nice(n: i32) -> bool {
     unsafe { libc::setpriority(libc::PRIO_PROCESS as _, 0, n) == 0 }
 }
 
-/// Size and free bytes (for an unprivileged writer) of the filesystem that holds `path`
-/// (statvfs). A size of 0 means the filesystem does not say (ramfs).
-pub fn disk_space(path: &std::path::Path) -> crate::error::Result<(u64, u64)> {
-    let s = nix::sys::statvfs::statvfs(path)?;
-    let f = s.fragment_size() as u64;
-    Ok((s.blocks() as u64 * f, s.blocks_available() as u64 * f))
-}
-
 /// Free bytes for an unprivileged writer on the filesystem that holds `path` (statvfs).
 pub fn disk_free(path: &std::path::Path) -> crate::error::Result<u64> {
     let s = nix::sys::statvfs::statvfs(path)?;
@@ -124,30 +117,6 @@ pub fn cpuid_hypervisor() -> Option<String> {
     None
 }
 
-/// A block device's counters (/proc/diskstats): I/Os completed, 512-byte sectors moved, and
-/// milliseconds the device had I/O in flight.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DiskStats {
-    pub reads: u64,
-    pub read_sectors: u64,
-    pub writes: u64,
-    pub write_sectors: u64,
-    pub busy_ms: u64,
-}
-
-impl DiskStats {
-    /// What happened between `earlier` and `self`.
-    pub fn since(&self, earlier: &DiskStats) -> DiskStats {
-        DiskStats {
-            reads: self.reads.saturating_sub(earlier.reads),
-            read_sectors: self.read_sectors.saturating_sub(earlier.read_sectors),
-            writes: self.writes.saturating_sub(earlier.writes),
-            write_sectors: self.write_sectors.saturating_sub(earlier.write_sectors),
-            busy_ms: self.busy_ms.saturating_sub(earlier.busy_ms),
-        }
-    }
-}
-
 /// A file with a unique name in `dir`, unlinked at once (where O_TMPFILE is missing): a
 /// kill between the two calls is the only way it can be left behind.
 pub fn create_unlinked(dir: &std::path::Path) -> std::io::Result<(std::fs::File, &'static str)> {
@@ -174,19 +143,4 @@ pub fn create_unlinked(dir: &std::path::Path) -> std::io::Result<(std::fs::File,
             Err(e) => return Err(e),
         }
     }
-}
-
-/// Where Ethernet frames to a target leave this host (for netflood's packet engine): the
-/// interface, its MAC and MTU, and the next hop's MAC (zeros on loopback).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkPath {
-    pub ifindex: u32,
-    pub ifname: String,
-    pub src_mac: [u8; 6],
-    pub dst_mac: [u8; 6],
-    pub mtu: usize,
-    /// The gateway, or the target itself when it is on the link.
-    pub next_hop: std::net::IpAddr,
-    /// This host's address on the path (the kernel's source address selection).
-    pub src_ip: std::net::IpAddr,
 }

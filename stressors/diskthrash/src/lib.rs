@@ -22,7 +22,6 @@
 //!   shared rate cap.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -33,12 +32,15 @@ use nix::errno::Errno;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
 
-use common::sys::{self, DiskStats, Ring};
 use common::units::{self, parse_bytes, parse_rate, parse_size, RateKind, SizeSpec};
 use common::{
     time, CommonArgs, Error, Finding, Findings, Found, Host, Metric, RateCap, RunData, Stressor,
     Unit, Worker, OPS,
 };
+
+mod sys;
+
+use sys::DiskStats;
 
 /// What the workers do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -337,7 +339,7 @@ impl common::Command for Cli {
             if !meta.is_dir() {
                 return Err(Error::usage(format!("--dir {shown}: is not a directory")));
             }
-            let (probe, how) = sys::open_tmpfile(d).map_err(|e| {
+            let (probe, how) = common::sys::open_tmpfile(d).map_err(|e| {
                 Error::usage(format!(
                     "--dir {shown}: cannot make files there: {}",
                     Error::from(e)
@@ -443,9 +445,8 @@ impl common::Command for Cli {
         let depth = self.iodepth.unwrap_or(DEFAULT_DEPTH);
         let (engine, engine_note) = match self.engine {
             EngineChoice::Psync => (Engine::Psync, None),
-            EngineChoice::IoUring | EngineChoice::Auto => match Ring::new(depth) {
-                // The probe ring is dropped at once: no ring is inherited by the workers.
-                Ok(_) => (Engine::IoUring { depth }, None),
+            EngineChoice::IoUring | EngineChoice::Auto => match try_ring(depth) {
+                Ok(()) => (Engine::IoUring { depth }, None),
                 Err(why) if self.engine == EngineChoice::Auto => (
                     Engine::Psync,
                     Some(format!("io_uring not available: {why}")),
@@ -604,7 +605,7 @@ impl Io<'_> {
         }
         self.last_watch = now;
         self.publish(w);
-        if let Ok(free) = sys::disk_free(&self.target.dir) {
+        if let Ok(free) = common::sys::disk_free(&self.target.dir) {
             // A block per worker of margin: writes in flight land before the next look.
             let floor = self.target.floor + self.plan.bs * self.target.fs_workers as u64;
             if free < floor {
@@ -678,7 +679,7 @@ impl Io<'_> {
                     // about two windows of dirty pages per worker at most; drop what is
                     // clean, so the cache does not fill with the bomb's data.
                     sys::writeback(&self.file, 0, 0, true);
-                    sys::drop_cache(&self.file, 0, 0);
+                    common::sys::drop_cache(&self.file, 0, 0);
                 }
             }
         } else {
@@ -690,7 +691,7 @@ impl Io<'_> {
                 if self.read_since_drop >= WINDOW {
                     self.read_since_drop = 0;
                     // The next pass reads from the disk, not from memory.
-                    sys::drop_cache(&self.file, off.saturating_sub(WINDOW - bs), WINDOW);
+                    common::sys::drop_cache(&self.file, off.saturating_sub(WINDOW - bs), WINDOW);
                 }
             }
         }
@@ -731,6 +732,19 @@ impl Io<'_> {
     }
 }
 
+/// Whether an io_uring ring for `depth` I/Os in flight can be had; Err says in words why
+/// not. The probe ring is dropped at once: no ring is inherited by the workers.
+#[cfg(target_os = "linux")]
+fn try_ring(depth: u32) -> Result<(), String> {
+    sys::Ring::new(depth).map(drop)
+}
+
+/// io_uring is Linux's: here `--engine io_uring` is refused and auto takes psync.
+#[cfg(not(target_os = "linux"))]
+fn try_ring(_depth: u32) -> Result<(), String> {
+    Err("needs Linux".into())
+}
+
 /// Page-aligned memory for I/O buffers (O_DIRECT needs alignment), filled with random bytes
 /// so that compressing or deduplicating storage cannot cheat.
 fn buffers(len: usize, seed: u64) -> common::Result<MmapMut> {
@@ -747,7 +761,7 @@ impl DiskThrash {
 
     fn open(&self, w: &mut Worker) -> common::Result<Io<'_>> {
         let target = self.target_of(w.index);
-        let (file, _) = sys::open_tmpfile(&target.dir).map_err(|e| {
+        let (file, _) = common::sys::open_tmpfile(&target.dir).map_err(|e| {
             Error::from(e).context(format!("making a file in {}", target.dir.display()))
         })?;
         if self.direct {
@@ -803,7 +817,7 @@ impl DiskThrash {
         }
         if !self.direct {
             sys::writeback(&io.file, 0, 0, true);
-            sys::drop_cache(&io.file, 0, 0);
+            common::sys::drop_cache(&io.file, 0, 0);
         }
         w.global(G_LAYOUT_NS).fetch_max(time::mono_ns(), Relaxed);
         Ok(())
@@ -839,13 +853,15 @@ impl DiskThrash {
         Ok(())
     }
 
+    #[cfg(target_os = "linux")]
     fn uring(&self, w: &mut Worker, io: &mut Io, gen: &mut Gen, depth: u32) -> common::Result<()> {
+        use std::os::fd::AsRawFd;
         let depth_n = depth as usize;
         let bs = self.bs as usize;
         // The buffers first: declared before the ring, they are dropped after it, so no I/O
         // in flight can outlive its buffer.
         let mut bufs = buffers(bs * depth_n, w.seed)?;
-        let mut ring = match Ring::new(depth) {
+        let mut ring = match sys::Ring::new(depth) {
             Ok(r) => r,
             Err(why) => {
                 // Allowed while planning, refused now (a limit reached by many workers'
@@ -915,6 +931,7 @@ impl DiskThrash {
     }
 
     /// Counts io_uring completions and frees their slots.
+    #[cfg(target_os = "linux")]
     fn completed(
         w: &mut Worker,
         io: &mut Io,
@@ -1031,7 +1048,10 @@ impl Stressor for DiskThrash {
         }
         let r = match self.engine {
             Engine::Psync => self.psync(w, &mut io, &mut gen),
+            #[cfg(target_os = "linux")]
             Engine::IoUring { depth } => self.uring(w, &mut io, &mut gen, depth),
+            #[cfg(not(target_os = "linux"))]
+            Engine::IoUring { .. } => unreachable!("the plan takes io_uring on Linux only"),
         };
         io.publish(w);
         r

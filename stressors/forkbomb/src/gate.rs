@@ -58,7 +58,7 @@ pub struct Pass {
 const PLACES: usize = 2;
 
 /// The first four bytes of `word`, as the u32 a futex sleeps on
-/// ([`common::sys::wait_while`]). Every process of the bomb uses the word only through this
+/// (`crate::sys::wait_while`). Every process of the bomb uses the word only through this
 /// view; the supervisor reads run-wide words as u64 once every one of them is gone.
 pub fn futex_word(word: &AtomicU64) -> &AtomicU32 {
     // SAFETY: `word` is live and aligned (u64 alignment covers u32) for the returned
@@ -124,7 +124,7 @@ impl<'a> Gate<'a> {
             }
             let waiters = &self.words[1];
             let others = waiters.fetch_add(1, Relaxed) as u32;
-            common::sys::wait_while(seq, seen, WAIT.max(WAIT_PER_WAITER * others));
+            crate::sys::wait_while(seq, seen, WAIT.max(WAIT_PER_WAITER * others));
             waiters.fetch_sub(1, Relaxed);
             if !go() {
                 return None;
@@ -137,7 +137,7 @@ impl<'a> Gate<'a> {
         let _ = self.words[pass.index + PLACES].compare_exchange(pass.token, 0, AcqRel, Relaxed);
         let seq = self.seq();
         seq.fetch_add(1, Release);
-        common::sys::wake_waiters(seq, 1);
+        crate::sys::wake_waiters(seq, 1);
     }
 }
 
@@ -189,7 +189,7 @@ mod tests {
                 // Woken by the child's leave, long before this timeout.
                 let t = std::time::Instant::now();
                 while seq.load(Acquire) == seen && t.elapsed() < Duration::from_secs(20) {
-                    common::sys::wait_while(seq, seen, Duration::from_secs(20));
+                    crate::sys::wait_while(seq, seen, Duration::from_secs(20));
                 }
                 assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
                 assert!(g.enter(21, || false).is_some());

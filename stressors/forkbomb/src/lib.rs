@@ -22,6 +22,7 @@
 //! of half-done forks.
 
 pub mod gate;
+mod sys;
 
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -338,7 +339,7 @@ impl ForkBomb {
     fn saturate(&self, w: &Worker) {
         let word = self.saturated(w);
         if word.load(Relaxed) == 0 && word.swap(1, Release) == 0 {
-            common::sys::wake_waiters(word, u32::MAX);
+            sys::wake_waiters(word, u32::MAX);
         }
     }
 
@@ -444,7 +445,7 @@ impl ForkBomb {
                 // keeps trying, a CPU busy, as every process does (classic).
                 let full = self.saturated(w);
                 if full.load(Acquire) == 0 {
-                    common::sys::wait_while(full, 0, LEAF_NAP);
+                    sys::wait_while(full, 0, LEAF_NAP);
                     if !self.alive(w, &p) {
                         break;
                     }

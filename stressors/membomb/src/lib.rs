@@ -27,9 +27,11 @@ use serde_json::{Map, Value};
 
 use common::units::{self, parse_bytes, parse_rate, parse_size, RateKind, SizeSpec};
 use common::{
-    sys, time, CommonArgs, Error, ExitAction, Finding, Findings, Found, Host, Metric, RateCap,
-    RunData, Stressor, Unit, Worker, WorkerEnd, OPS,
+    time, CommonArgs, Error, ExitAction, Finding, Findings, Found, Host, Metric, RateCap, RunData,
+    Stressor, Unit, Worker, WorkerEnd, OPS,
 };
+
+mod sys;
 
 /// What the workers do with their memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -197,7 +199,7 @@ impl common::Command for Cli {
 
     fn plan(&self, host: &Host) -> common::Result<MemBomb> {
         let workers = self.common.workers.unwrap_or(host.cpus.usable).max(1);
-        let page = sys::page_size() as u64;
+        let page = common::sys::page_size() as u64;
         let base = host.memory.base_bytes;
         let chunk = self.chunk.next_multiple_of(page);
         if host.memory.total_bytes > 0 && chunk > host.memory.total_bytes {
@@ -601,7 +603,7 @@ mod tests {
 
     #[test]
     fn touch_writes_one_byte_per_page() {
-        let page = sys::page_size();
+        let page = common::sys::page_size();
         let mut m = MmapMut::map_anon(4 * page).unwrap();
         touch_pages(&mut m, page, 7);
         for i in 0..4 {

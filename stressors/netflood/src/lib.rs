@@ -29,14 +29,17 @@ use nix::errno::Errno;
 use serde_json::{Map, Value};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use common::sys::{self, UdpRx};
 use common::units::{parse_rate, RateKind};
 use common::{
     time, CommonArgs, Error, Findings, Found, Host, Metric, RateCap, RunData, Stressor, Unit,
     Worker, OPS,
 };
 
+#[cfg(target_os = "linux")]
 mod packet;
+mod sys;
+
+use sys::UdpRx;
 
 /// Transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -601,6 +604,7 @@ impl common::Command for Cli {
 
 /// The packet engine's plan: a way out per target, and a ring tried once (so a missing
 /// CAP_NET_RAW is exit 2 with one line, not a run of failing workers).
+#[cfg(target_os = "linux")]
 fn packet_links(
     a: &SendArgs,
     targets: &[SocketAddr],
@@ -627,6 +631,17 @@ fn packet_links(
     let frame = packet::overhead(&targets[0].ip()) + a.size;
     let tx = sys::PacketTx::new(links[0].ifindex, frame).map_err(no)?;
     Ok((links, tx.qdisc_bypass))
+}
+
+/// AF_PACKET is Linux's: here the packet engine is refused at plan time.
+#[cfg(not(target_os = "linux"))]
+fn packet_links(
+    _a: &SendArgs,
+    _targets: &[SocketAddr],
+) -> common::Result<(Vec<sys::LinkPath>, bool)> {
+    Err(Error::usage(
+        "--engine packet: needs Linux (AF_PACKET); use the socket engine here",
+    ))
 }
 
 fn listen_addrs(specs: &[String]) -> common::Result<Vec<SocketAddr>> {
@@ -779,6 +794,7 @@ impl NetFlood {
 
     /// `--engine packet`: the worker's template in every frame of its ring; per frame,
     /// sequence, time and checksum; one `sendto` per batch.
+    #[cfg(target_os = "linux")]
     fn send_packet(&self, w: &mut Worker) -> common::Result<()> {
         let Plan::Send {
             targets,
@@ -1202,6 +1218,7 @@ impl Stressor for NetFlood {
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {
         match &self.plan {
+            #[cfg(target_os = "linux")]
             Plan::Send { links, .. } if !links.is_empty() => self.send_packet(w),
             Plan::Send {
                 proto: Proto::Udp, ..

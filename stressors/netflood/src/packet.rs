@@ -1,11 +1,11 @@
 //! `--engine packet`: prebuilt UDP frames (Ethernet, IPv4 or IPv6, UDP, our header) sent
-//! through an AF_PACKET TX ring (common::sys::PacketTx). Every frame of a worker's ring is
+//! through an AF_PACKET TX ring (`crate::sys::PacketTx`). Every frame of a worker's ring is
 //! filled once with the worker's template; a send rewrites only the sequence number, the
 //! send time and the UDP checksum (updated from the template's sum, RFC 1624 style).
 
 use std::net::{IpAddr, SocketAddr};
 
-use common::sys::LinkPath;
+use crate::sys::LinkPath;
 
 /// Ethernet + IP + UDP header bytes in front of the payload.
 pub fn overhead(ip: &IpAddr) -> usize {

@@ -1,0 +1,150 @@
+//! Linux: O_DIRECT, sync_file_range, /proc/diskstats, io_uring.
+
+use std::fs;
+use std::path::Path;
+
+use super::DiskStats;
+
+/// Bypasses the page cache for `file` (O_DIRECT, set with fcntl). Err says why not in words
+/// (tmpfs and some others refuse it).
+pub fn set_direct(file: &fs::File) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, integer arguments.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if fl < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_DIRECT) } < 0 {
+        return Err(format!(
+            "O_DIRECT refused ({})",
+            common::error::errno_text(nix::errno::Errno::last())
+        ));
+    }
+    Ok(())
+}
+
+/// Starts writing back the dirty pages of `[off, off+len)` (len 0: to the end); with
+/// `wait`, first waits for the writeback started by the previous call. Called every few MiB
+/// by a buffered writer, this keeps at most two windows per file dirty or in flight, so a
+/// deadline is not followed by seconds of writeback (an exiting process must wait for the
+/// pages under writeback of its files).
+pub fn writeback(file: &fs::File, off: u64, len: u64, wait: bool) {
+    use std::os::fd::AsRawFd;
+    let flags = if wait {
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE
+    } else {
+        libc::SYNC_FILE_RANGE_WRITE
+    };
+    // SAFETY: integer arguments on a descriptor we own.
+    unsafe { libc::sync_file_range(file.as_raw_fd(), off as i64, len as i64, flags) };
+}
+
+/// The block device that holds `path`, as /proc/diskstats names it ("vda1", "dm-0"); None
+/// for filesystems without one (tmpfs, overlay's upper layer may still have one).
+pub fn block_device(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = fs::metadata(path).ok()?.dev();
+    let (maj, min) = (libc::major(dev), libc::minor(dev));
+    if maj == 0 {
+        return None;
+    }
+    let uevent = fs::read_to_string(format!("/sys/dev/block/{maj}:{min}/uevent")).ok()?;
+    uevent
+        .trim()
+        .lines()
+        .find_map(|l| l.strip_prefix("DEVNAME="))
+        .map(str::to_string)
+}
+
+/// The kernel's counters of one block device (/proc/diskstats).
+pub fn disk_stats(name: &str) -> Option<DiskStats> {
+    let text = fs::read_to_string("/proc/diskstats").ok()?;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() >= 14 && f[2] == name {
+            let n = |i: usize| f[i].parse::<u64>().unwrap_or(0);
+            return Some(DiskStats {
+                reads: n(3),
+                read_sectors: n(5),
+                writes: n(7),
+                write_sectors: n(9),
+                busy_ms: n(12),
+            });
+        }
+    }
+    None
+}
+
+/// io_uring (Linux 5.1+; reads and writes 5.6+), through the pure-Rust io-uring crate.
+pub struct Ring {
+    ring: io_uring::IoUring,
+}
+
+impl Ring {
+    /// A ring for `depth` I/Os in flight; Err says in words why io_uring cannot be had.
+    pub fn new(depth: u32) -> Result<Self, String> {
+        match io_uring::IoUring::new(depth.next_power_of_two().max(2)) {
+            Ok(ring) => Ok(Ring { ring }),
+            Err(e) => Err(ring_refusal(e.raw_os_error().unwrap_or(0))),
+        }
+    }
+
+    /// Queues one read or write of `len` bytes at `off`, from or into `buf`, tagged `tag`.
+    /// False when the submission queue is full.
+    ///
+    /// # Safety
+    /// `buf..buf+len` must stay valid and unused by anything else until the completion with
+    /// `tag` has been taken.
+    pub unsafe fn push(
+        &mut self,
+        write: bool,
+        fd: i32,
+        buf: *mut u8,
+        len: u32,
+        off: u64,
+        tag: u64,
+    ) -> bool {
+        use io_uring::{opcode, types};
+        let e = if write {
+            opcode::Write::new(types::Fd(fd), buf, len)
+                .offset(off)
+                .build()
+        } else {
+            opcode::Read::new(types::Fd(fd), buf, len)
+                .offset(off)
+                .build()
+        };
+        // SAFETY: the caller keeps the buffer valid until completion (this fn's contract).
+        unsafe { self.ring.submission().push(&e.user_data(tag)).is_ok() }
+    }
+
+    /// Submits what is queued and waits for at least `want` completions.
+    pub fn submit_and_wait(&mut self, want: usize) -> std::io::Result<usize> {
+        self.ring.submit_and_wait(want)
+    }
+
+    /// Takes every completion there is: (tag, result: bytes, or -errno).
+    pub fn completions(&mut self, out: &mut Vec<(u64, i32)>) {
+        for c in self.ring.completion() {
+            out.push((c.user_data(), c.result()));
+        }
+    }
+}
+
+fn ring_refusal(errno: i32) -> String {
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()
+        .map(|s| s.trim().to_string());
+    match errno {
+        libc::ENOSYS => "io_uring_setup: ENOSYS: this kernel has no io_uring (older than 5.1, or built without it), or a seccomp filter hides it".into(),
+        libc::EPERM if disabled.as_deref().is_some_and(|d| d != "0") => format!(
+            "io_uring_setup: EPERM: kernel.io_uring_disabled is {}",
+            disabled.unwrap_or_default()
+        ),
+        libc::EPERM => "io_uring_setup: EPERM: refused by a seccomp filter (Docker's default profile blocks io_uring) or a security module".into(),
+        libc::ENOMEM => "io_uring_setup: ENOMEM: the locked-memory limit (RLIMIT_MEMLOCK) is too low for the ring".into(),
+        e => format!(
+            "io_uring_setup: {}",
+            common::error::errno_text(nix::errno::Errno::from_raw(e))
+        ),
+    }
+}
