@@ -120,7 +120,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_stressor_gets_pages_and_completions() {
+    fn every_binary_gets_pages_and_completions() {
         let dir = std::env::temp_dir().join(format!("gen-docs-test-{}", std::process::id()));
         let files = generate(&dir).unwrap();
         for name in [
@@ -141,7 +141,15 @@ mod tests {
         for sub in ["send", "sink", "echo"] {
             assert!(dir.join(format!("man/man1/netflood-{sub}.1")).is_file());
         }
-        assert_eq!(files.len(), COMMANDS.len() * 4 + 3);
+        // The host-side command: its page, one per subcommand, its completions.
+        let page = fs::read_to_string(dir.join("man/man1/misbehave.1")).unwrap();
+        assert!(page.contains(".TH") && page.contains("compare"), "misbehave.1");
+        for sub in ["compare", "summary"] {
+            assert!(dir.join(format!("man/man1/misbehave-{sub}.1")).is_file());
+        }
+        assert!(dir.join("completions/bash/misbehave").is_file());
+        // A page and three completions per command, and the five subcommands' pages.
+        assert_eq!(files.len(), COMMANDS.len() * 4 + 3 + 2);
         fs::remove_dir_all(&dir).unwrap();
     }
 
