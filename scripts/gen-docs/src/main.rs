@@ -143,7 +143,10 @@ mod tests {
         }
         // The host-side command: its page, one per subcommand, its completions.
         let page = fs::read_to_string(dir.join("man/man1/misbehave.1")).unwrap();
-        assert!(page.contains(".TH") && page.contains("compare"), "misbehave.1");
+        assert!(
+            page.contains(".TH") && page.contains("compare"),
+            "misbehave.1"
+        );
         for sub in ["compare", "summary"] {
             assert!(dir.join(format!("man/man1/misbehave-{sub}.1")).is_file());
         }
