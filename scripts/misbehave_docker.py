@@ -80,14 +80,30 @@ def procs_matching(text):
     return out
 
 
+def own_cgroup_paths():
+    """This process's cgroup paths below their hierarchies' roots (other than the root)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return set()
+    return {line.split(":", 2)[2].strip("/") for line in lines if line.count(":") >= 2} - {""}
+
+
 def cgroup_dirs(name):
-    """The cgroup directories called `name` directly under each hierarchy's root."""
+    """The cgroup directories called `name` under each hierarchy's root, and under this
+    process's own cgroup there: dockerd (cgroupfs) makes a relative cgroup parent beside
+    its own cgroup, which is nested where the machine put the run (a container's, a
+    session's)."""
     root = Path("/sys/fs/cgroup")
     dirs = [root / name] if (root / name).is_dir() else []
     try:
-        dirs += [c / name for c in root.iterdir() if (c / name).is_dir()]
+        hierarchies = [c for c in root.iterdir() if c.is_dir()]
     except OSError:
-        pass
+        hierarchies = []
+    for c in hierarchies:
+        for base in [c] + [c / p for p in own_cgroup_paths()]:
+            if (base / name).is_dir() and base / name not in dirs:
+                dirs.append(base / name)
     return dirs
 
 
