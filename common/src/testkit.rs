@@ -647,3 +647,38 @@ impl Drop for Tmpfs {
         eprintln!("warning: could not unmount {}", self.dir.path.display());
     }
 }
+
+/// `runsc do` with `args` (a program and its arguments) as a [`Bin`]: the program runs in a
+/// gVisor sandbox (ptrace platform, so no KVM needed; no network but the sandbox's own
+/// loopback; the host's files seen through an overlay, so what it writes stays inside).
+/// None, with a skip line, where runsc is not installed, this is not root, the binaries
+/// run under an emulator, or a sandbox cannot start here.
+pub fn gvisor(args: &[&str]) -> Option<Bin> {
+    if std::env::var("MISBEHAVE_RUNNER").is_ok_and(|r| !r.is_empty()) {
+        skip("gVisor runs native binaries only");
+        return None;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        skip("gVisor's runsc do needs root");
+        return None;
+    }
+    let runsc = ["/usr/bin/runsc", "/usr/local/bin/runsc"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(runsc) = runsc else {
+        skip("runsc (gVisor) is not installed");
+        return None;
+    };
+    let sandbox = ["--platform=ptrace", "--network=none", "do"];
+    let probe = Bin::program(runsc).with_prefix(&[&sandbox[..], &["true"]].concat());
+    let out = probe.run(&[], Duration::from_secs(60));
+    if out.code != Some(0) {
+        skip(&format!(
+            "a gVisor sandbox does not start here: {}",
+            out.stderr.lines().last().unwrap_or("no reason given")
+        ));
+        return None;
+    }
+    Some(Bin::program(runsc).with_prefix(&[&sandbox[..], args].concat()))
+}

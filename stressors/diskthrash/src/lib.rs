@@ -732,11 +732,13 @@ impl Io<'_> {
     }
 }
 
-/// Whether an io_uring ring for `depth` I/Os in flight can be had; Err says in words why
-/// not. The probe ring is dropped at once: no ring is inherited by the workers.
+/// Whether an io_uring ring for `depth` I/Os in flight can be had and really reads and
+/// writes; Err says in words why not. The probe ring is dropped at once: no ring is
+/// inherited by the workers.
 #[cfg(target_os = "linux")]
 fn try_ring(depth: u32) -> Result<(), String> {
-    sys::Ring::new(depth).map(drop)
+    sys::Ring::new(depth).map(drop)?;
+    sys::ring_rw_works()
 }
 
 /// io_uring is Linux's: here `--engine io_uring` is refused and auto takes psync.

@@ -461,3 +461,41 @@ fn dry_run_shows_the_plan_and_writes_nothing() {
         assert!(h.stdout.contains(needle), "--help lacks {needle}");
     }
 }
+
+/// gVisor sets an io_uring ring up and then refuses its reads and writes: `auto` must see
+/// that while planning and take psync, saying why, and `--engine io_uring` must be refused
+/// with one line, instead of a run whose every I/O fails.
+#[test]
+fn under_gvisor_auto_takes_psync_and_io_uring_is_refused() {
+    let _turn = take_turn();
+    let exe = bin().exe.to_str().unwrap().to_string();
+    let Some(sandboxed) = common::testkit::gvisor(&[&exe]) else {
+        return;
+    };
+    // The sandbox writes into an overlay of its own: nothing lands in this directory.
+    let dir = TempDir::new("disk-gvisor");
+    let d = dir.path.to_str().unwrap();
+    let out = sandboxed.run(
+        &[
+            "--dir", d, "-t", "2", "-w", "2", "--size", "32M", "--json", "-q",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["outcome"], "completed");
+    let eff = &r["params"]["effective"];
+    assert_eq!(eff["engine"], "psync", "{eff}");
+    let note = eff["engine_note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("io_uring") && note.contains("refused"),
+        "{note}"
+    );
+    assert!(r["totals"]["ops"].as_u64().unwrap() > 0, "{}", r["totals"]);
+    assert_eq!(r["errors"], serde_json::json!({}), "{}", r["errors"]);
+
+    let out = sandboxed.run(&["--dir", d, "-t", "1", "--engine", "io_uring", "-q"], T);
+    assert_eq!(out.code, Some(2), "stderr: {}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains("--engine io_uring"), "{}", out.stderr);
+}

@@ -1,6 +1,7 @@
 //! Linux: O_DIRECT, sync_file_range, /proc/diskstats, io_uring.
 
 use std::fs;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::Path;
 
 use super::DiskStats;
@@ -126,6 +127,86 @@ impl Ring {
     pub fn completions(&mut self, out: &mut Vec<(u64, i32)>) {
         for c in self.ring.completion() {
             out.push((c.user_data(), c.result()));
+        }
+    }
+
+    /// One write and one read on a memory file; Err says in words why they failed.
+    fn check_rw(&mut self) -> Result<(), String> {
+        // SAFETY: a plain syscall with a NUL-terminated name; the fd is owned below.
+        let fd = unsafe { libc::memfd_create(c"diskthrash-probe".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            // No memory file to try with (an old kernel, a seccomp filter): the ring is
+            // taken on trust.
+            return Ok(());
+        }
+        // SAFETY: fd was just created and is owned by nothing else.
+        let file = unsafe { fs::File::from_raw_fd(fd) };
+        let mut buf = vec![0x5au8; 4096];
+        for write in [true, false] {
+            // SAFETY: buf outlives the wait below, which takes this I/O's completion.
+            let pushed = unsafe {
+                self.push(
+                    write,
+                    file.as_raw_fd(),
+                    buf.as_mut_ptr(),
+                    buf.len() as u32,
+                    0,
+                    0,
+                )
+            };
+            if !pushed {
+                return Err("io_uring: the submission queue took no entry".into());
+            }
+            let mut done = Vec::new();
+            while done.is_empty() {
+                match self.submit_and_wait(1) {
+                    Ok(_) => self.completions(&mut done),
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                    Err(e) => return Err(format!("io_uring_enter: {e}")),
+                }
+            }
+            let res = done[0].1;
+            if res < 0 {
+                let op = if write { "writes" } else { "reads" };
+                return Err(format!(
+                    "io_uring_enter: {op} refused ({}): a kernel or sandbox with part of io_uring",
+                    common::error::errno_text(nix::errno::Errno::from_raw(-res))
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a ring really reads and writes. A sandbox can set a ring up and still refuse its
+/// operations (gVisor answers EINVAL to reads and writes), which would fail every I/O of
+/// the run; Err says so in words. Tried in a child process: the kernel may start an io-wq
+/// thread for the I/O, and the supervisor must have no thread when it forks the workers.
+pub fn ring_rw_works() -> Result<(), String> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, pipe, ForkResult};
+    use std::io::{Read, Write};
+    let (rd, wr) = pipe().map_err(|e| format!("pipe: {e}"))?;
+    // SAFETY: the caller (the plan) runs before any thread exists; the child only makes a
+    // ring, does two I/Os, writes to a pipe and _exits.
+    match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
+        ForkResult::Child => {
+            drop(rd);
+            let why = Ring::new(2).and_then(|mut r| r.check_rw()).err();
+            let mut out = fs::File::from(wr);
+            let _ = out.write_all(why.unwrap_or_default().as_bytes());
+            // SAFETY: ends the child at once, without the parent's exit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(wr);
+            let mut why = String::new();
+            let _ = fs::File::from(rd).read_to_string(&mut why);
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, 0)) if why.is_empty() => Ok(()),
+                Ok(WaitStatus::Exited(_, 0)) => Err(why),
+                other => Err(format!("io_uring probe process ended with {other:?}")),
+            }
         }
     }
 }
