@@ -685,3 +685,29 @@ fn the_packet_engine_refuses_what_it_cannot_do_with_exit_2() {
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("CAP_NET_RAW"), "{}", out.stderr);
 }
+
+/// gVisor refuses recvmmsg's MSG_WAITFORONE with EINVAL: the sink must fall back to another
+/// way of waiting and receive every datagram, not spin on the error. Sender and sink run
+/// in one sandbox with no network but its own loopback.
+#[test]
+fn under_gvisor_the_sink_receives_every_datagram() {
+    let _turn = take_turn();
+    let exe = bin().exe.to_str().unwrap().to_string();
+    let p = port();
+    let script = format!(
+        "{exe} sink --listen 127.0.0.1:{p} -t 4 -q --json & sleep 1; \
+         {exe} send --to 127.0.0.1:{p} -t 1 -w 1 --rate 2000/s -q; wait"
+    );
+    let Some(sandboxed) = common::testkit::gvisor(&["sh", "-c", &script]) else {
+        return;
+    };
+    let out = sandboxed.run(&[], T);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["outcome"], "completed");
+    assert_eq!(r["errors"], serde_json::json!({}), "{}", r["errors"]);
+    let d = &r["details"];
+    assert_eq!(d["senders"], 1, "{d}");
+    assert_eq!(d["lost"], 0, "{d}");
+    assert!(r["totals"]["ops"].as_u64().unwrap() > 0, "{}", r["totals"]);
+}

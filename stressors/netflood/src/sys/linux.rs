@@ -112,6 +112,8 @@ pub struct UdpRx {
     addrs: Vec<libc::sockaddr_storage>,
     ctl: Vec<[u8; 64]>,
     got: usize,
+    /// MSG_WAITFORONE works here; cleared at its first EINVAL (gVisor refuses the flag).
+    wait_for_one: bool,
 }
 
 /// One received buffer.
@@ -139,6 +141,7 @@ impl UdpRx {
             addrs: (0..n).map(|_| unsafe { std::mem::zeroed() }).collect(),
             ctl: vec![[0u8; 64]; n],
             got: 0,
+            wait_for_one: true,
         }
     }
 
@@ -166,26 +169,61 @@ impl UdpRx {
             h.msg_controllen = 64;
             h.msg_flags = 0;
         }
-        // SAFETY: every header points at buffers owned by self, alive across the call.
+        self.got = 0;
+        let got = if !wait {
+            self.mmsg(fd, 0, n, libc::MSG_DONTWAIT)?
+        } else if self.wait_for_one {
+            match self.mmsg(fd, 0, n, libc::MSG_WAITFORONE) {
+                Err(nix::errno::Errno::EINVAL) => {
+                    self.wait_for_one = false;
+                    self.wait_then_drain(fd, n)?
+                }
+                r => r?,
+            }
+        } else {
+            self.wait_then_drain(fd, n)?
+        };
+        self.got = got;
+        Ok(got)
+    }
+
+    /// Without MSG_WAITFORONE: a blocking receive of one buffer (the socket's timeout
+    /// applies), then what else is already queued, without waiting.
+    fn wait_then_drain(&mut self, fd: i32, n: usize) -> Result<usize, nix::errno::Errno> {
+        let first = self.mmsg(fd, 0, 1, 0)?;
+        if first == 0 || n == 1 {
+            return Ok(first);
+        }
+        match self.mmsg(fd, 1, n - 1, libc::MSG_DONTWAIT) {
+            Ok(more) => Ok(1 + more),
+            Err(_) => Ok(1),
+        }
+    }
+
+    /// recvmmsg into headers `from..from + len`.
+    fn mmsg(
+        &mut self,
+        fd: i32,
+        from: usize,
+        len: usize,
+        flags: i32,
+    ) -> Result<usize, nix::errno::Errno> {
+        let hdr = &mut self.hdr[from..from + len];
+        // SAFETY: every header points at buffers owned by self, alive across the call, and
+        // `hdr` holds `len` of them.
         let r = unsafe {
             libc::recvmmsg(
                 fd,
-                self.hdr.as_mut_ptr(),
-                n as _,
-                if wait {
-                    libc::MSG_WAITFORONE as _
-                } else {
-                    libc::MSG_DONTWAIT as _
-                },
+                hdr.as_mut_ptr(),
+                len as _,
+                flags as _,
                 std::ptr::null_mut(),
             )
         };
         if r < 0 {
-            self.got = 0;
             return Err(nix::errno::Errno::last());
         }
-        self.got = r as usize;
-        Ok(self.got)
+        Ok(r as usize)
     }
 
     /// Buffer `j` of the last `recv`.
