@@ -120,6 +120,55 @@ fn the_cap_holds_and_is_reached() {
     );
 }
 
+/// Both ways of making pages resident back the whole cap (the cgroup's own account says
+/// so, not only membomb's), and the report says which ran: populate where the kernel backs
+/// pages on madvise(MADV_POPULATE_WRITE), else touch with the reason.
+#[test]
+fn each_fill_backs_the_whole_cap_and_the_report_says_which_ran() {
+    let _turn = serial();
+    let cap = 64 * MIB;
+    for fill in ["auto", "touch"] {
+        let Some(cg) = cgroup(&format!("fill-{fill}"), 192 * MIB) else {
+            return;
+        };
+        let r = completed(
+            &cg,
+            &[
+                "-t",
+                "1",
+                "-w",
+                "2",
+                "--max-mem",
+                "64M",
+                "--fill",
+                fill,
+                "--json",
+                "-q",
+            ],
+        );
+        let (eff, d) = (&r["params"]["effective"], &r["details"]);
+        let ran = d["fill"].as_str().unwrap();
+        assert_eq!(eff["fill"], ran);
+        if fill == "touch" {
+            assert_eq!(ran, "touch");
+            assert!(d.get("fill_note").is_none(), "{d}");
+        } else if ran == "touch" {
+            assert!(
+                d["fill_note"].as_str().is_some_and(|n| !n.is_empty()),
+                "{d}"
+            );
+        } else {
+            assert_eq!(ran, "populate", "{d}");
+        }
+        assert_eq!(u(&r["totals"]["touched_bytes"]), cap, "{fill}");
+        let used = peak_usage(&cg);
+        assert!(
+            used >= cap,
+            "{fill}: cgroup peak {used} under the cap {cap}"
+        );
+    }
+}
+
 #[test]
 fn percent_resolves_against_the_cgroup_limit_not_the_host() {
     let _turn = serial();
@@ -420,6 +469,7 @@ fn bad_values_are_refused_with_one_line_and_exit_2() {
         &["--rate", "0/s"],
         &["--rate", "fast"],
         &["--on-oom", "maybe"],
+        &["--fill", "sometimes"],
         &["--lock=yes"],
         &["-t", "0"],
     ];
@@ -449,6 +499,7 @@ fn help_names_every_flag() {
         "--lock",
         "--hugepages",
         "--on-oom",
+        "--fill",
         "80%",
     ] {
         assert!(h.stdout.contains(needle), "--help lacks {needle}");
