@@ -906,13 +906,7 @@ impl Table {
         let mut x = left;
         for (i, k) in self.kinds.iter().enumerate() {
             let c = COLOURS[i % COLOURS.len()];
-            let _ = writeln!(
-                s,
-                r##"<rect x="{x}" y="40" width="12" height="12" fill="{c}"/><rect x="{}" y="40" width="12" height="12" fill="{c}" fill-opacity="0.35" stroke="{c}"/><text x="{}" y="51">{}</text>"##,
-                x + 14.0,
-                x + 30.0,
-                esc(k)
-            );
+            svg_legend_entry(&mut s, x, c, k);
             x += 90.0;
         }
         let _ = writeln!(
@@ -1051,6 +1045,17 @@ pub(crate) struct Bars<'a> {
     pub zero: f64,
     pub ypos: &'a dyn Fn(f64) -> f64,
     pub dnr_font: u32,
+}
+
+/// A legend entry at `x`: the solid (Good) and light (Bad) swatches of `colour`, then `name`.
+pub(crate) fn svg_legend_entry(s: &mut String, x: f64, colour: &str, name: &str) {
+    let _ = writeln!(
+        s,
+        r##"<rect x="{x}" y="40" width="12" height="12" fill="{colour}"/><rect x="{}" y="40" width="12" height="12" fill="{colour}" fill-opacity="0.35" stroke="{colour}"/><text x="{}" y="51">{}</text>"##,
+        x + 14.0,
+        x + 30.0,
+        esc(name)
+    );
 }
 
 /// A bar's value (None: did not report) and the span of its repetitions.

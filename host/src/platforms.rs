@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::{esc, md_cell, r2, svg_bar_pair, Bars, Footnotes, Measure, Row, Table};
+use crate::{
+    esc, md_cell, r2, svg_bar_pair, svg_legend_entry, Bars, Footnotes, Measure, Row, Table,
+};
 
 /// The schema of `misbehave compare --platform ... --format json`.
 pub const SCHEMA: &str = "misbehave.platforms/1";
@@ -176,13 +178,7 @@ impl Platforms {
         let mut x = left;
         for (i, (p, _)) in self.tables.iter().enumerate() {
             let c = COLOURS[i % COLOURS.len()];
-            let _ = writeln!(
-                s,
-                r##"<rect x="{x}" y="40" width="12" height="12" fill="{c}"/><rect x="{}" y="40" width="12" height="12" fill="{c}" fill-opacity="0.35" stroke="{c}"/><text x="{}" y="51">{}</text>"##,
-                x + 14.0,
-                x + 30.0,
-                esc(p)
-            );
+            svg_legend_entry(&mut s, x, c, p);
             x += 40.0 + 8.0 * p.len() as f64;
         }
         let _ = writeln!(
