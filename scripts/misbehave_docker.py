@@ -80,6 +80,22 @@ def procs_matching(text):
     return out
 
 
+def kill_until_gone(text, rounds=50):
+    """SIGKILLs the processes whose command line holds `text` until none is left (at most
+    `rounds` rounds 0.1 s apart: a dying daemon may still start one); those left, if any."""
+    for _ in range(rounds):
+        stray = procs_matching(text)
+        if not stray:
+            return []
+        for pid, _cmd in stray:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.1)
+    return procs_matching(text)
+
+
 def own_cgroup_paths():
     """This process's cgroup paths below their hierarchies' roots (other than the root)."""
     try:
@@ -319,18 +335,9 @@ class DockerEngine:
             except OSError:
                 pass
         # Shims and gVisor's processes of this run name its exec-root, socket or work dir.
-        for _ in range(50):
-            stray = procs_matching(str(self.dir))
-            if not stray:
-                break
-            for pid, _cmd in stray:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.1)
-        else:
-            problems.append(f"processes left: {procs_matching(str(self.dir))[:3]}")
+        stray = kill_until_gone(str(self.dir))
+        if stray:
+            problems.append(f"processes left: {stray[:3]}")
         remove_shim_sockets(self.dir)
         remove_stack_dumps(cpids)
         for m in sorted(mounts_under(self.dir), key=len, reverse=True):
@@ -362,16 +369,7 @@ def sweep_stale(tmp, log=print):
         top = owner.parent.parent
         log(f"removing what the dead run {pid} left: {top}")
         cpids = containerd_pids(str(top))
-        for _ in range(50):
-            stray = procs_matching(str(top))
-            if not stray:
-                break
-            for p, _cmd in stray:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.1)
+        kill_until_gone(str(top))
         for m in sorted(mounts_under(top), key=len, reverse=True):
             subprocess.run(["umount", "-l", m], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, timeout=30)

@@ -41,7 +41,7 @@ ARCHES = {
         # guest clock runs fast or slow: see host_tsc_khz().
         # tsc=reliable: microvm has no HPET or PM timer, so the clocksource watchdog
         # compares the TSC with jiffies, which lag under TCG when the host is busy; it
-        # then drops the TSC for jiffies and the guest clock runs slow (seen: 0.74x).
+        # then drops the TSC for jiffies and the guest clock runs slow.
         append="console=ttyS0 panic=-1 quiet tsc_early_khz={tsc_khz} tsc=reliable",
         boot_budget=45.0),
     "aarch64": dict(

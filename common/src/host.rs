@@ -144,11 +144,7 @@ impl Virtualization {
         if let Some(z) = &zone {
             evidence.push(format!("running in a non-global zone ({z})"));
         }
-        let kind = if std::env::var_os("MISBEHAVE_TEST_BARE_METAL").is_some() {
-            // Lets the test suite check the interlock on a machine that is itself a guest.
-            evidence.push("MISBEHAVE_TEST_BARE_METAL is set".into());
-            VirtKind::None
-        } else if zone.is_some() {
+        let kind = if zone.is_some() {
             VirtKind::Zone
         } else if container.is_some() {
             VirtKind::Container

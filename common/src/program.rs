@@ -18,8 +18,14 @@ use crate::units;
 
 /// The whole program of a stressor binary: `fn main() -> ExitCode { common::main::<Cli>() }`.
 pub fn main<C: Command>() -> ExitCode {
+    main_on::<C>(Host::probe)
+}
+
+/// As [`main`], on the host `probe` describes: the test-only `testbomb` passes one that can
+/// pretend bare metal, so no shipped binary carries that switch.
+pub fn main_on<C: Command>(probe: fn() -> Host) -> ExitCode {
     let name = <C::Stressor as Stressor>::NAME;
-    match run::<C>() {
+    match run::<C>(probe) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let _ = std::io::Write::flush(&mut std::io::stdout());
@@ -106,14 +112,14 @@ fn effective<S: Stressor>(c: &CommonArgs, s: &S) -> Map<String, Value> {
     m
 }
 
-fn run<C: Command>() -> Result<u8> {
+fn run<C: Command>(probe: fn() -> Host) -> Result<u8> {
     supervisor::note_threads_at_start();
     let (cli, matches) = match parse::<C>() {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
     let common = cli.common().clone();
-    let host = Host::probe();
+    let host = probe();
     let mut stressor = cli.plan(&host)?;
     let name = C::Stressor::NAME;
     let params = report::Params {

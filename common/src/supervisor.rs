@@ -490,13 +490,7 @@ impl<S: Stressor> Run<'_, S> {
             self.shared,
             self.me,
         );
-        // Lets the test suite drive the "every worker failed" path of a real binary.
-        let result = if std::env::var_os("MISBEHAVE_TEST_WORKERS_FAIL").is_some() {
-            Err(Error::runtime("MISBEHAVE_TEST_WORKERS_FAIL is set"))
-        } else {
-            self.stressor.work(&mut w)
-        };
-        let code = match result {
+        let code = match self.stressor.work(&mut w) {
             Ok(()) => 0,
             Err(e) => {
                 crate::error::say(&format!("{}: worker {index}: error: {e}", S::NAME));
@@ -597,8 +591,8 @@ impl<S: Stressor> Run<'_, S> {
     /// A slot's counters and histograms are read one right after the other, so a second's
     /// latency count and its ops differ by what the worker did in between: at most the
     /// batch it was recording (a worker records an op's latency, then counts it). Reading
-    /// every counter first and every histogram after, as this once did, left a whole pass
-    /// over the slots in between.
+    /// every counter first and every histogram after would leave a whole pass over the
+    /// slots in between.
     fn snapshot(&self, hists: &mut [Histogram]) -> Vec<u64> {
         let n = self.stressor.metrics().len();
         let mut v = vec![0u64; n];

@@ -19,6 +19,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Declares the test file's `fn bin() -> Bin`, the binary under test:
+/// `common::test_binary!("cpubomb");` is `Bin::new("cpubomb", env!("CARGO_BIN_EXE_cpubomb"))`
+/// (cargo's path is known only where the test is compiled, hence a macro).
+#[macro_export]
+macro_rules! test_binary {
+    ($name:literal) => {
+        fn bin() -> $crate::testkit::Bin {
+            $crate::testkit::Bin::new($name, env!(concat!("CARGO_BIN_EXE_", $name)))
+        }
+    };
+}
+
 /// The binary under test.
 #[derive(Debug, Clone)]
 pub struct Bin {
@@ -290,6 +302,19 @@ impl Running {
         self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
     }
 
+    /// The supervisor's live children, oldest first: the run's process-group leader, then
+    /// the workers in the order they started (worker 0 first).
+    pub fn children(&self) -> Vec<i32> {
+        let mut children: Vec<(u64, i32)> = live_tagged(&self.tag)
+            .into_iter()
+            .filter_map(|p| ProcStat::read(p).map(|st| (st, p)))
+            .filter(|(st, _)| st.ppid() == self.pid())
+            .map(|(st, p)| (st.start_ticks(), p))
+            .collect();
+        children.sort();
+        children.into_iter().map(|(_, p)| p).collect()
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: sending a signal to our own child.
         unsafe { libc::kill(self.pid(), sig) };
@@ -418,6 +443,11 @@ impl ProcStat {
         self.num(4) as i32
     }
 
+    /// The process group.
+    pub fn pgrp(&self) -> i32 {
+        self.num(5) as i32
+    }
+
     /// When the process started, in clock ticks after boot.
     pub fn start_ticks(&self) -> u64 {
         self.num(22)
@@ -518,6 +548,51 @@ impl Cgroup {
         })
     }
 
+    /// A pids cgroup that holds at most `max` processes; None (and a skip line) where no
+    /// writable one exists.
+    pub fn pids(name: &str, max: u64) -> Option<Self> {
+        let cg = Self::or_skip("pids", name)?;
+        cg.inner.limit_pids(max).unwrap_or_else(|e| panic!("{e}"));
+        Some(cg)
+    }
+
+    /// A memory cgroup that holds at most `bytes`; None (and a skip line) where no writable
+    /// one exists.
+    pub fn memory(name: &str, bytes: u64) -> Option<Self> {
+        let cg = Self::or_skip("memory", name)?;
+        cg.inner
+            .limit_memory(bytes)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Some(cg)
+    }
+
+    /// A v1 freezer cgroup, frozen before anything moves in (a process that enters it freezes
+    /// at once, and even a SIGKILL waits for the thaw, which its drop does); None (and a skip
+    /// line) where no writable one exists.
+    pub fn frozen(name: &str) -> Option<Self> {
+        let Some(cg) = Self::new("freezer", name).filter(|c| !c.v2) else {
+            skip("no writable v1 freezer cgroup here");
+            return None;
+        };
+        cg.set("freezer.state", "FROZEN");
+        Some(cg)
+    }
+
+    fn or_skip(controller: &str, name: &str) -> Option<Self> {
+        let cg = Self::new(controller, name);
+        if cg.is_none() {
+            skip(&format!(
+                "no writable {controller} cgroup here to run the test in"
+            ));
+        }
+        cg
+    }
+
+    /// The most memory it ever held (v1 max_usage_in_bytes, v2 memory.peak).
+    pub fn memory_peak(&self) -> u64 {
+        self.inner.memory_peak().unwrap_or(0)
+    }
+
     pub fn set(&self, file: &str, value: &str) {
         self.inner
             .set(file, value)
@@ -550,6 +625,14 @@ impl Cgroup {
     pub fn run_cgroup(&self) -> &crate::cgroup::RunCgroup {
         &self.inner
     }
+}
+
+/// A TCP or UDP port on loopback of this test process's own: a block of 40 per process id,
+/// so the test binaries that run at once (two targets, two crates) do not meet.
+pub fn port() -> u16 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let block = std::process::id() % 1000;
+    20000 + (block * 40 + N.fetch_add(1, Ordering::SeqCst) % 40) as u16
 }
 
 /// A directory of the test's own under the system's temporary directory, removed (with

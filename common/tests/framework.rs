@@ -1,14 +1,14 @@
 //! The framework on its own, through `testbomb` (a test-only stressor, never shipped): the
 //! deadline, stop signals, SIGKILL of the supervisor, respawn, every worker failing, the
-//! interlock, `-o`, `--dry-run`, bad input, latency histograms, rate caps, the thread rule,
-//! and the published schema. Each run is short and cheap (testbomb's workers sleep unless
+//! interlock, `-o`, `--dry-run`, bad input, the summary and the terminal's status line,
+//! latency histograms, rate caps, the thread rule, and the published schema. Each run is short and cheap (testbomb's workers sleep unless
 //! told to spin).
 
 use std::path::Path;
 use std::time::Duration;
 
 use common::testkit::{
-    live_tagged, skip, take_turn, validate, wait_for_live, wait_until_gone, Bin, Cgroup, ProcStat,
+    live_tagged, take_turn, validate, wait_for_live, wait_until_gone, Bin, Cgroup, ProcStat,
     TempDir,
 };
 
@@ -54,8 +54,21 @@ fn the_deadline_ends_the_run_with_a_full_report() {
     assert!(live_tagged(&out.tag).is_empty());
 }
 
+/// Stopped by `sig` with its exit code; the report goes to stdout and to `-o`'s file, with
+/// no temporary file left beside it.
 fn stopped_by(sig: i32, name: &str, code: i32) {
-    let run = bin().spawn(&["-t", "30", "-w", "2", "--json", "-q"]);
+    let dir = TempDir::new(name);
+    let file = dir.path.join("r.json");
+    let run = bin().spawn(&[
+        "-t",
+        "30",
+        "-w",
+        "2",
+        "--json",
+        "-q",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
     assert!(wait_for_live(&run.tag, 4, T), "workers never started");
     std::thread::sleep(Duration::from_millis(200));
     run.signal(sig);
@@ -65,7 +78,12 @@ fn stopped_by(sig: i32, name: &str, code: i32) {
     assert_eq!(r["outcome"], "interrupted");
     assert_eq!(r["stop_reason"], format!("received {name}"));
     assert_eq!(r["exit_code"], code);
+    assert!(r["totals"]["ops"].as_u64().unwrap() > 0);
     assert!(r["elapsed_s"].as_f64().unwrap() < 3.0);
+    let from_file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(from_file["outcome"], "interrupted");
+    assert_eq!(names(&dir, ""), ["r.json"]);
     assert!(live_tagged(&out.tag).is_empty());
 }
 
@@ -170,20 +188,48 @@ fn a_dead_worker_is_respawned_in_its_slot() {
 
 #[test]
 fn every_worker_failing_fails_the_run_with_exit_1() {
-    let out = bin()
-        .with_env("MISBEHAVE_TEST_WORKERS_FAIL", "1")
-        .run(&["-t", "30", "-w", "3", "--json"], T);
+    let out = bin().run(&["-t", "30", "-w", "3", "--fail", "--json"], T);
     assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
     let r = out.json();
     assert_eq!(r["outcome"], "failed");
+    assert_eq!(r["exit_code"], 1);
     assert_eq!(r["workers"]["failed"], 3);
+    assert!(r["stop_reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("every worker ended early"));
     assert!(out.elapsed < Duration::from_secs(5));
+    // Each worker says why, once, on stderr.
     let said = out
         .stderr
         .lines()
         .filter(|l| l.starts_with("testbomb: worker "))
         .count();
     assert_eq!(said, 3, "{}", out.stderr);
+    assert!(live_tagged(&out.tag).is_empty());
+}
+
+#[test]
+fn a_worker_killed_from_outside_is_counted_and_the_rest_go_on() {
+    let run = bin().spawn(&["-t", "2", "-w", "2", "--json", "-q"]);
+    // supervisor + group leader + 2 workers
+    assert!(wait_for_live(&run.tag, 4, T), "workers never started");
+    let children = run.children();
+    assert!(children.len() >= 3, "{children:?}");
+    // SAFETY: a signal to one of the run's own worker processes (the first child leads
+    // the process group).
+    unsafe { libc::kill(children[1], libc::SIGKILL) };
+    let out = run.wait(T);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["outcome"], "completed");
+    assert_eq!(r["stop_reason"], "deadline");
+    assert_eq!(r["workers"]["killed"], 1, "{}", r["workers"]);
+    assert_eq!(r["workers"]["exited"], 1, "{}", r["workers"]);
+    assert_eq!(r["workers"]["respawned"], 0);
+    // A SIGKILL from outside is not the OOM killer's (the kernel's count did not move).
+    assert_eq!(r["workers"]["oom_killed"], 0, "{}", r["workers"]);
+    assert!(live_tagged(&out.tag).is_empty());
 }
 
 #[test]
@@ -220,31 +266,113 @@ fn dry_run_prints_a_plan_that_follows_its_schema_and_starts_nothing() {
         .map(String::as_str)
         .collect();
     assert_eq!(given, ["dry-run", "duration", "json", "workers"]);
-    let text = bin().run(&["--dry-run"], T);
+    let text = bin().run(&["--dry-run", "-t", "forever"], T);
     assert!(
         text.stdout.contains("testbomb plan (dry run"),
         "{}",
         text.stdout
     );
+    assert!(text.stdout.contains("forever"), "{}", text.stdout);
+    assert!(live_tagged(&out.tag).is_empty() && live_tagged(&text.tag).is_empty());
 }
 
 #[test]
 fn bad_input_is_one_line_and_exit_2() {
     for args in [
         &["-t", "0"][..],
+        &["-t", "5x"],
+        &["-t", ""],
+        &["-t", "30m1h"],
+        &["-t"],
         &["-w", "0"],
+        &["-w", "two"],
+        &["-w", "99999"],
+        &["--seed", "-1"],
         &["--rate", "10"],
         &["--on-death", "maybe"],
         &["-o", "/nonexistent-dir/r.json"],
         &["-o", "/"],
         &["--nope"],
+        &["extra-positional"],
     ] {
         let out = bin().run(args, T);
         assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
         assert!(out.stderr.starts_with("testbomb: "), "{}", out.stderr);
         assert!(out.stdout.is_empty());
+        assert!(live_tagged(&out.tag).is_empty());
     }
+}
+
+#[test]
+fn summary_goes_to_stderr_without_a_status_line_when_not_a_terminal() {
+    let out = bin().run(&["-t", "1", "-w", "1"], T);
+    assert_eq!(out.code, Some(0));
+    assert!(
+        out.stdout.is_empty(),
+        "stdout without --json: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.starts_with("testbomb: completed after"),
+        "{}",
+        out.stderr
+    );
+    let rows: Vec<&str> = out.stderr.lines().skip(1).collect();
+    for key in ["workers", "ops", "ops_per_s", "where"] {
+        assert!(
+            rows.iter()
+                .any(|l| l.split_whitespace().next() == Some(key)),
+            "summary lacks {key}: {}",
+            out.stderr
+        );
+    }
+    // The value column starts at the same place on every row.
+    let value_col = |l: &str| {
+        let key_end = 2 + l[2..].find(' ').unwrap_or(0);
+        key_end + l[key_end..].len() - l[key_end..].trim_start().len()
+    };
+    let cols: Vec<usize> = rows.iter().map(|l| value_col(l)).collect();
+    assert!(
+        cols.windows(2).all(|w| w[0] == w[1]),
+        "columns not aligned: {cols:?}\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains('\r') && !out.stderr.contains('\x1b'),
+        "{:?}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_terminal_gets_a_live_status_line_with_colour_unless_no_color() {
+    let (code, tty) = bin().run_on_terminal(&["-t", "2", "-w", "1"], T);
+    assert_eq!(code, Some(0), "{tty}");
+    // Redrawn in place once a second, then cleared before the summary.
+    assert!(tty.matches("\r\x1b[2K").count() >= 2, "{tty:?}");
+    assert!(tty.contains("workers 1") && tty.contains("ops "), "{tty:?}");
+    assert!(
+        tty.contains("\x1b[1mtestbomb\x1b[0m"),
+        "no bold name: {tty:?}"
+    );
+    assert!(tty.contains("completed"), "{tty:?}");
+
+    let plain = bin().with_env("NO_COLOR", "1");
+    let (code, tty) = plain.run_on_terminal(&["-t", "2", "-w", "1"], T);
+    assert_eq!(code, Some(0));
+    assert!(
+        tty.contains("\r\x1b[2K") && tty.contains("workers 1"),
+        "{tty:?}"
+    );
+    assert!(
+        !tty.contains("\x1b[1m") && !tty.contains("\x1b[32m"),
+        "colour with NO_COLOR: {tty:?}"
+    );
+
+    let (code, tty) = bin().run_on_terminal(&["-t", "1", "-w", "1", "-q"], T);
+    assert_eq!(code, Some(0));
+    assert!(tty.is_empty(), "--quiet wrote to the terminal: {tty:?}");
 }
 
 #[test]
@@ -503,8 +631,7 @@ fn read_to_end_in_thread(
 #[test]
 fn the_report_pipe_ends_with_the_supervisor_even_if_a_worker_lives_on() {
     let _turn = take_turn();
-    let Some(cg) = Cgroup::new("freezer", "stuck-worker").filter(|c| !c.v2) else {
-        skip("no writable v1 freezer cgroup to hold a worker in");
+    let Some(cg) = Cgroup::frozen("stuck-worker") else {
         return;
     };
     let mut run = bin().spawn(&["-t", "1", "-w", "2", "--json", "-q"]);
@@ -513,18 +640,11 @@ fn the_report_pipe_ends_with_the_supervisor_even_if_a_worker_lives_on() {
     read_to_end_in_thread("stdout", out, tx.clone());
     read_to_end_in_thread("stderr", err, tx);
     assert!(wait_for_live(&run.tag, 4, T), "workers never started");
-    // The supervisor's children by start: the group's leader, then worker 0.
-    let mut children: Vec<(u64, i32)> = live_tagged(&run.tag)
-        .into_iter()
-        .filter_map(|p| ProcStat::read(p).map(|st| (st, p)))
-        .filter(|(st, _)| st.ppid() == run.pid())
-        .map(|(st, p)| (st.start_ticks(), p))
-        .collect();
-    children.sort();
+    // The group's leader, then worker 0.
+    let children = run.children();
     assert!(children.len() >= 3, "{children:?}");
-    let worker = children[1].1;
+    let worker = children[1];
     cg.set("cgroup.procs", &worker.to_string());
-    cg.set("freezer.state", "FROZEN");
     let status = run.wait_exit(Duration::from_secs(60));
     assert_eq!(
         status.code(),

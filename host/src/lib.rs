@@ -906,13 +906,7 @@ impl Table {
         let mut x = left;
         for (i, k) in self.kinds.iter().enumerate() {
             let c = COLOURS[i % COLOURS.len()];
-            let _ = writeln!(
-                s,
-                r##"<rect x="{x}" y="40" width="12" height="12" fill="{c}"/><rect x="{}" y="40" width="12" height="12" fill="{c}" fill-opacity="0.35" stroke="{c}"/><text x="{}" y="51">{}</text>"##,
-                x + 14.0,
-                x + 30.0,
-                esc(k)
-            );
+            svg_legend_entry(&mut s, x, c, k);
             x += 90.0;
         }
         let _ = writeln!(
@@ -1008,68 +1002,16 @@ impl Table {
                         continue;
                     };
                     let c = COLOURS[i % COLOURS.len()];
-                    let kx = gx + i as f64 * (2.0 * bar + pair_gap);
-                    for (j, (v, span)) in [(r.good_mean, r.good_span), (r.bad, r.bad_span)]
-                        .into_iter()
-                        .enumerate()
-                    {
-                        let bx = kx + j as f64 * bar;
-                        // Within the baseline's noise: greyed, so the eye goes to what is real.
-                        let shade = if r.significant(v) == Some(false) {
-                            "#bbbbbb"
-                        } else {
-                            c
-                        };
-                        let style = if j == 0 {
-                            format!(r##"fill="{shade}""##)
-                        } else {
-                            format!(r##"fill="{shade}" fill-opacity="0.35" stroke="{shade}""##)
-                        };
-                        match v {
-                            Some(v) => {
-                                let y = ypos(v);
-                                let (yt, h) = if y < zero {
-                                    (y, zero - y)
-                                } else {
-                                    (zero, y - zero)
-                                };
-                                let _ = writeln!(
-                                    s,
-                                    r##"<rect x="{bx:.1}" y="{yt:.1}" width="{}" height="{:.1}" {style}><title>{} · {} · {}: {:.2}%{}</title></rect>"##,
-                                    bar - 2.0,
-                                    h.max(1.0),
-                                    esc(label),
-                                    esc(kind),
-                                    if j == 0 { "Good" } else { "Bad" },
-                                    r2(v),
-                                    if r.significant(Some(v)) == Some(false) {
-                                        " (not significant)"
-                                    } else {
-                                        ""
-                                    }
-                                );
-                                if let Some((lo, hi)) = span {
-                                    let wx = bx + (bar - 2.0) / 2.0;
-                                    let _ = writeln!(
-                                        s,
-                                        r##"<line x1="{wx:.1}" x2="{wx:.1}" y1="{:.1}" y2="{:.1}" stroke="#000000"/>"##,
-                                        ypos(lo),
-                                        ypos(hi)
-                                    );
-                                }
-                            }
-                            None => {
-                                let _ = writeln!(
-                                    s,
-                                    r##"<text x="{:.1}" y="{:.1}" font-size="10" fill="#555555" transform="rotate(-90 {:.1} {:.1})">DNR</text>"##,
-                                    bx + bar / 2.0 + 3.0,
-                                    zero - 4.0,
-                                    bx + bar / 2.0 + 3.0,
-                                    zero - 4.0
-                                );
-                            }
-                        }
-                    }
+                    let at = Bars {
+                        x: gx + i as f64 * (2.0 * bar + pair_gap),
+                        bar,
+                        zero,
+                        ypos: &ypos,
+                        dnr_font: 10,
+                    };
+                    let pair = [(r.good_mean, r.good_span), (r.bad, r.bad_span)];
+                    let title = format!("{} · {}", esc(label), esc(kind));
+                    svg_bar_pair(&mut s, &at, r, pair, c, &title);
                 }
                 let cx = gx + (group_w - group_gap) / 2.0;
                 let ly = y0 + panel_h + 16.0;
@@ -1095,6 +1037,97 @@ pub fn csv_field(t: &str) -> String {
 }
 
 /// Text for XML.
+/// Where a pair of bars goes: the first at `x`, each `bar` wide, from the `zero` line, on
+/// the panel's scale `ypos` (a value to its y); "DNR" in `dnr_font` points.
+pub(crate) struct Bars<'a> {
+    pub x: f64,
+    pub bar: f64,
+    pub zero: f64,
+    pub ypos: &'a dyn Fn(f64) -> f64,
+    pub dnr_font: u32,
+}
+
+/// A legend entry at `x`: the solid (Good) and light (Bad) swatches of `colour`, then `name`.
+pub(crate) fn svg_legend_entry(s: &mut String, x: f64, colour: &str, name: &str) {
+    let _ = writeln!(
+        s,
+        r##"<rect x="{x}" y="40" width="12" height="12" fill="{colour}"/><rect x="{}" y="40" width="12" height="12" fill="{colour}" fill-opacity="0.35" stroke="{colour}"/><text x="{}" y="51">{}</text>"##,
+        x + 14.0,
+        x + 30.0,
+        esc(name)
+    );
+}
+
+/// A bar's value (None: did not report) and the span of its repetitions.
+pub(crate) type BarValue = (Option<f64>, Option<(f64, f64)>);
+
+/// One kind's pair of bars: solid Good, light Bad, each with its span as a whisker; greyed
+/// where within the baseline's noise (so the eye goes to what is real), "DNR" where no value.
+/// `title` (escaped) leads each bar's tooltip.
+pub(crate) fn svg_bar_pair(
+    s: &mut String,
+    at: &Bars,
+    r: &Row,
+    pair: [BarValue; 2],
+    colour: &str,
+    title: &str,
+) {
+    let (bar, zero) = (at.bar, at.zero);
+    for (j, (v, span)) in pair.into_iter().enumerate() {
+        let bx = at.x + j as f64 * bar;
+        let shade = if r.significant(v) == Some(false) {
+            "#bbbbbb"
+        } else {
+            colour
+        };
+        let style = if j == 0 {
+            format!(r##"fill="{shade}""##)
+        } else {
+            format!(r##"fill="{shade}" fill-opacity="0.35" stroke="{shade}""##)
+        };
+        let Some(v) = v else {
+            let _ = writeln!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" font-size="{}" fill="#555555" transform="rotate(-90 {:.1} {:.1})">DNR</text>"##,
+                bx + bar / 2.0 + 3.0,
+                zero - 4.0,
+                at.dnr_font,
+                bx + bar / 2.0 + 3.0,
+                zero - 4.0
+            );
+            continue;
+        };
+        let y = (at.ypos)(v);
+        let (yt, h) = if y < zero {
+            (y, zero - y)
+        } else {
+            (zero, y - zero)
+        };
+        let _ = writeln!(
+            s,
+            r##"<rect x="{bx:.1}" y="{yt:.1}" width="{}" height="{:.1}" {style}><title>{title} · {}: {:.2}%{}</title></rect>"##,
+            bar - 2.0,
+            h.max(1.0),
+            if j == 0 { "Good" } else { "Bad" },
+            r2(v),
+            if r.significant(Some(v)) == Some(false) {
+                " (not significant)"
+            } else {
+                ""
+            }
+        );
+        if let Some((lo, hi)) = span {
+            let wx = bx + (bar - 2.0) / 2.0;
+            let _ = writeln!(
+                s,
+                r##"<line x1="{wx:.1}" x2="{wx:.1}" y1="{:.1}" y2="{:.1}" stroke="#000000"/>"##,
+                (at.ypos)(lo),
+                (at.ypos)(hi)
+            );
+        }
+    }
+}
+
 pub fn esc(t: &str) -> String {
     t.replace('&', "&amp;")
         .replace('<', "&lt;")

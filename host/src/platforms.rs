@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::{esc, md_cell, r2, Footnotes, Measure, Row, Table};
+use crate::{
+    esc, md_cell, r2, svg_bar_pair, svg_legend_entry, Bars, Footnotes, Measure, Row, Table,
+};
 
 /// The schema of `misbehave compare --platform ... --format json`.
 pub const SCHEMA: &str = "misbehave.platforms/1";
@@ -176,13 +178,7 @@ impl Platforms {
         let mut x = left;
         for (i, (p, _)) in self.tables.iter().enumerate() {
             let c = COLOURS[i % COLOURS.len()];
-            let _ = writeln!(
-                s,
-                r##"<rect x="{x}" y="40" width="12" height="12" fill="{c}"/><rect x="{}" y="40" width="12" height="12" fill="{c}" fill-opacity="0.35" stroke="{c}"/><text x="{}" y="51">{}</text>"##,
-                x + 14.0,
-                x + 30.0,
-                esc(p)
-            );
+            svg_legend_entry(&mut s, x, c, p);
             x += 40.0 + 8.0 * p.len() as f64;
         }
         let _ = writeln!(
@@ -219,54 +215,19 @@ impl Platforms {
                 let gx = left + 10.0 + g as f64 * group_w;
                 for (i, (p, t)) in self.tables.iter().enumerate() {
                     let c = COLOURS[i % COLOURS.len()];
-                    let px = gx + i as f64 * (2.0 * bar + pair_gap);
                     let Some(r) = Self::row(t, set, kind, Measure::Good) else {
                         continue;
                     };
-                    for (j, v) in [r.good_mean, r.bad].into_iter().enumerate() {
-                        let bx = px + j as f64 * bar;
-                        let shade = if r.significant(v) == Some(false) {
-                            "#bbbbbb"
-                        } else {
-                            c
-                        };
-                        let style = if j == 0 {
-                            format!(r##"fill="{shade}""##)
-                        } else {
-                            format!(r##"fill="{shade}" fill-opacity="0.35" stroke="{shade}""##)
-                        };
-                        match v {
-                            Some(v) => {
-                                let y = ypos(v);
-                                let (yt, h) = if y < zero {
-                                    (y, zero - y)
-                                } else {
-                                    (zero, y - zero)
-                                };
-                                let _ = writeln!(
-                                    s,
-                                    r##"<rect x="{bx:.1}" y="{yt:.1}" width="{}" height="{:.1}" {style}><title>{} · {} · {} · {}: {:.2}%</title></rect>"##,
-                                    bar - 2.0,
-                                    h.max(1.0),
-                                    esc(p),
-                                    esc(label),
-                                    esc(kind),
-                                    if j == 0 { "Good" } else { "Bad" },
-                                    r2(v)
-                                );
-                            }
-                            None => {
-                                let _ = writeln!(
-                                    s,
-                                    r##"<text x="{:.1}" y="{:.1}" font-size="9" fill="#555555" transform="rotate(-90 {:.1} {:.1})">DNR</text>"##,
-                                    bx + bar / 2.0 + 3.0,
-                                    zero - 4.0,
-                                    bx + bar / 2.0 + 3.0,
-                                    zero - 4.0
-                                );
-                            }
-                        }
-                    }
+                    let at = Bars {
+                        x: gx + i as f64 * (2.0 * bar + pair_gap),
+                        bar,
+                        zero,
+                        ypos: &ypos,
+                        dnr_font: 9,
+                    };
+                    let pair = [(r.good_mean, None), (r.bad, None)];
+                    let title = format!("{} · {} · {}", esc(p), esc(label), esc(kind));
+                    svg_bar_pair(&mut s, &at, r, pair, c, &title);
                 }
                 // "Network, server transmits" on two lines: a group is narrower than it.
                 let cx = gx + (group_w - group_gap) / 2.0;

@@ -10,17 +10,11 @@ use std::time::{Duration, Instant};
 use common::testkit::TempDir;
 use serde_json::{json, Value};
 
+common::test_binary!("misbehave");
+
 fn compare(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_misbehave"))
-        .arg("compare")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = bin().run(&[&["compare"], args].concat(), Duration::from_secs(60));
+    (out.code, out.stdout, out.stderr)
 }
 
 /// A probe report as probe writes it, cut to what compare reads: per kind (name, good,

@@ -2,22 +2,16 @@
 //! report with its real values, sorted; CSV quoting; a broken report gets a row; bad input
 //! exits 2 with one line.
 
-use std::process::Command;
+use std::time::Duration;
 
 use common::testkit::TempDir;
 use serde_json::json;
 
+common::test_binary!("misbehave");
+
 fn summary(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_misbehave"))
-        .arg("summary")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = bin().run(&[&["summary"], args].concat(), Duration::from_secs(60));
+    (out.code, out.stdout, out.stderr)
 }
 
 /// RESULTS/h1 holds a membomb and a cpubomb report, RESULTS/h2 a cpubomb report and a

@@ -2,6 +2,10 @@
 //! signals, teardown, respawn, failures, the interlock, `-o`, latency histograms, rate
 //! caps, the single-thread rule). It is never shipped: `scripts/dist` builds only the
 //! crates under `stressors/`. Its workers cost almost nothing unless asked to spin.
+//!
+//! The switches only the framework's tests need live here, not in a shipped binary:
+//! `--fail` (every worker fails at once) and `MISBEHAVE_TEST_BARE_METAL` in the environment
+//! (the interlock sees bare metal on a machine that is itself a guest).
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -9,6 +13,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use serde_json::{Map, Value};
 
+use common::host::VirtKind;
 use common::units::{parse_plain_duration, parse_rate, RateKind};
 use common::{
     CommonArgs, ExitAction, Findings, Found, Host, Metric, RateCap, RunData, Stressor, Unit,
@@ -64,6 +69,10 @@ struct Cli {
     /// Break the rule: start a thread while planning (the supervisor must refuse)
     #[arg(long)]
     thread: bool,
+
+    /// Every worker fails at once with an error
+    #[arg(long)]
+    fail: bool,
 }
 
 #[derive(Debug)]
@@ -74,6 +83,7 @@ struct TestBomb {
     on_death: OnDeath,
     rate: Option<RateCap>,
     latency_ramp: bool,
+    fail: bool,
 }
 
 static METRICS: [Metric; 2] = [OPS, Metric::gauge("level", Unit::Count)];
@@ -98,6 +108,7 @@ impl common::Command for Cli {
             on_death: self.on_death,
             rate: self.rate.map(|r| RateCap::new(0, r)),
             latency_ramp: self.latency_ramp,
+            fail: self.fail,
         })
     }
 }
@@ -128,6 +139,9 @@ impl Stressor for TestBomb {
     }
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {
+        if self.fail {
+            return Err(common::Error::runtime("--fail is set"));
+        }
         let t0 = Instant::now();
         let hist = self.latency_ramp.then(|| w.histogram(0));
         let batch = self.rate.map_or(1, |r| r.batch(self.workers, 1 << 20));
@@ -182,6 +196,17 @@ impl Stressor for TestBomb {
     }
 }
 
+/// The host as probed, or bare metal when `MISBEHAVE_TEST_BARE_METAL` is set.
+fn probe() -> Host {
+    let mut host = Host::probe();
+    if std::env::var_os("MISBEHAVE_TEST_BARE_METAL").is_some() {
+        let v = &mut host.virtualization;
+        v.kind = VirtKind::None;
+        v.evidence.push("MISBEHAVE_TEST_BARE_METAL is set".into());
+    }
+    host
+}
+
 fn main() -> ExitCode {
-    common::main::<Cli>()
+    common::program::main_on::<Cli>(probe)
 }

@@ -163,8 +163,3 @@ pub fn drop_cache(_file: &std::fs::File, _off: u64, _len: u64) {}
 pub fn pressure_us(_resource: &str) -> Option<(u64, Option<u64>)> {
     None
 }
-
-/// Not read on illumos (microstate accounting would have it: prusage's pr_wtime).
-pub fn run_queue_wait_ns() -> Option<u64> {
-    None
-}

@@ -530,15 +530,6 @@ pub fn pressure_us(resource: &str) -> Option<(u64, Option<u64>)> {
     Some((total("some")?, total("full")))
 }
 
-/// Nanoseconds this thread has spent runnable but waiting for a CPU (on a run queue) since
-/// it started: the second field of /proc/thread-self/schedstat (kernels with schedstats).
-pub fn run_queue_wait_ns() -> Option<u64> {
-    let s = fs::read_to_string("/proc/thread-self/schedstat")
-        .or_else(|_| fs::read_to_string("/proc/self/schedstat"))
-        .ok()?;
-    s.split_whitespace().nth(1)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,13 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use common::testkit::{
-    live_tagged, take_turn, wait_for_live, wait_until_gone, Bin, TempDir, Tmpfs,
-};
+use common::testkit::{live_tagged, take_turn, wait_for_live, wait_until_gone, TempDir, Tmpfs};
 
-fn bin() -> Bin {
-    Bin::new("diskthrash", env!("CARGO_BIN_EXE_diskthrash"))
-}
+common::test_binary!("diskthrash");
 
 const T: Duration = Duration::from_secs(60);
 

@@ -164,8 +164,8 @@ const BOMB_NICE: libc::c_int = 19;
 
 /// How long a leaf of the tree ([`TREE_DEPTH`]) sleeps at most while the bomb is not yet
 /// full (it is woken when it is): it then looks at its parent, where the kernel does not
-/// kill it with its parent. With thousands of leaves waking once a second each instead,
-/// the aarch64 guest's bomb fell short of its cap within 10 s in two runs of three.
+/// kill it with its parent. Thousands of leaves waking once a second each would keep a slow
+/// guest's bomb from reaching its cap within a short run.
 const LEAF_NAP: Duration = Duration::from_secs(10);
 
 /// Children a churn worker has in flight at most.
@@ -674,28 +674,21 @@ impl Stressor for ForkBomb {
             // Thousands of runnable bomb processes at the supervisor's priority would starve
             // it: the deadline and the teardown would slip by seconds. At nice 19 they still
             // take every CPU cycle nobody else wants, and the process table stays full.
-            // Teardown gains too: in the aarch64 test guest (five rounds a run, alternating
-            // runs) the bomb at nice 0 tore down in 1.37x/1.31x/1.28x its floor, at 19 in
-            // 1.06x/1.14x/0.97x; SCHED_IDLE was no better than 19 (1.73x/1.13x/1.53x
-            // against 1.23x/1.25x/1.36x).
+            // Teardown is faster too, and SCHED_IDLE is no better (measured in
+            // docs/notes/forkbomb-teardown.md).
             common::sys::set_nice(BOMB_NICE);
             // No zombies: a child of the bomb that dies while its parent lives is removed
             // at once (SIGCHLD ignored; the children inherit it). At teardown, thousands die
             // at once, and a tree's zombies otherwise wait for their own parents to die,
-            // are handed to the supervisor and announced to it, each. In guests under
-            // software emulation (aarch64), killing a sleeping tree of 3,000 took 2.35-3.43 s
-            // like that and 2.31-2.91 s with this, against 1.64-1.93 s for a flat set; the
-            // bomb's teardown went from 0.90-1.37x to 0.94-1.35x such a sleeping tree
-            // (x86_64: 0.91-1.07x to 0.78-0.90x). The cost: a parent learns that its
-            // children died only once all of them did (waitpid's ECHILD), so a place under
-            // the cap freed by one child killed from outside (the OOM killer) comes back
-            // when its siblings are gone too.
+            // are handed to the supervisor and announced to it, each, which slows the
+            // teardown. The cost: a parent learns that its children died only once all of
+            // them did (waitpid's ECHILD), so a place under the cap freed by one child
+            // killed from outside (the OOM killer) comes back when its siblings are gone
+            // too.
             //
-            // The bomb stays a tree. In those guests, made flat (clone's CLONE_PARENT:
-            // every process a child of its worker, forked as fast) it tore down no faster
-            // (1.29-1.42x a flat set of sleepers, against 0.97-1.33x for the tree,
-            // alternating runs in one boot); nor did the workers leading sessions of their
-            // own (no orphaned-group checks at exit: 1.10-2.13x against 0.70-1.81x).
+            // The bomb stays a tree: made flat (clone's CLONE_PARENT) it tore down no
+            // faster, nor with the workers leading sessions of their own (the runs are in
+            // docs/notes/forkbomb-teardown.md).
             // SAFETY: SIG_IGN installs no handler code.
             let _ = unsafe {
                 nix::sys::signal::signal(

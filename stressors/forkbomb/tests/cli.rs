@@ -7,16 +7,10 @@
 use std::time::Duration;
 
 use common::testkit::{
-    live_tagged, take_turn, wait_for_live, wait_until_gone, Bin, Cgroup, Output, ProcStat, Running,
+    live_tagged, take_turn, wait_for_live, wait_until_gone, Cgroup, Output, ProcStat, Running,
 };
 
-fn bin() -> Bin {
-    Bin::new("forkbomb", env!("CARGO_BIN_EXE_forkbomb"))
-}
-
-fn slack() -> f64 {
-    bin().slack()
-}
+common::test_binary!("forkbomb");
 
 /// Under qemu-user every emulated process carries a thread of qemu's own, and the pids
 /// controller counts threads: the run's cgroup then holds half as many processes,
@@ -47,20 +41,6 @@ fn pids_exact(part: &str) -> bool {
         return false;
     }
     true
-}
-
-/// A pids cgroup of the test's own with `pids.max`, or None (the caller skips). Dropping it
-/// also removes the run's own cgroup nested in it, which a supervisor killed with SIGKILL
-/// could not remove.
-fn cgroup(name: &str, max: u64) -> Option<Cgroup> {
-    let cg = Cgroup::new("pids", name);
-    match &cg {
-        Some(c) => c.set("pids.max", &max.to_string()),
-        None => {
-            common::testkit::skip("no writable pids cgroup here; forkbomb runs only inside one")
-        }
-    }
-    cg
 }
 
 /// Sleeping processes in a cgroup, someone else's as far as the bomb knows; killed and
@@ -157,7 +137,7 @@ fn capped_run(mode: &str) {
     if mode != "churn" && !pids_exact(mode) {
         return;
     }
-    let Some(cg) = cgroup(&format!("cap-{mode}"), 200) else {
+    let Some(cg) = Cgroup::pids(&format!("cap-{mode}"), 200) else {
         return;
     };
     let run = bin().spawn_in(
@@ -195,11 +175,14 @@ fn capped_run(mode: &str) {
     // Everything is gone within 1 s of the deadline.
     let elapsed = r["elapsed_s"].as_f64().unwrap();
     let teardown = r["teardown_s"].as_f64().unwrap();
-    assert!(teardown < 1.0 + slack(), "{mode}: teardown_s {teardown}");
-    assert!(elapsed < 3.0 + slack(), "{mode}: elapsed_s {elapsed}");
+    assert!(
+        teardown < 1.0 + bin().slack(),
+        "{mode}: teardown_s {teardown}"
+    );
+    assert!(elapsed < 3.0 + bin().slack(), "{mode}: elapsed_s {elapsed}");
     // From outside, the process start (exec, probing the host) comes on top.
     assert!(
-        w.gone_after < Duration::from_secs_f64(3.5 + slack()),
+        w.gone_after < Duration::from_secs_f64(3.5 + bin().slack()),
         "{mode}: last process gone {:?} after the start",
         w.gone_after
     );
@@ -235,7 +218,7 @@ fn capped_run(mode: &str) {
     );
     let t_peak = r["details"]["time_to_peak_s"].as_f64().unwrap();
     assert!(
-        (0.0..=2.0 + slack()).contains(&t_peak),
+        (0.0..=2.0 + bin().slack()).contains(&t_peak),
         "{mode}: time_to_peak_s {t_peak}"
     );
     assert!(r["samples"].as_array().unwrap().len() >= 2);
@@ -256,7 +239,10 @@ fn capped_run(mode: &str) {
             );
             assert!(r["totals"]["cap_waits"].as_u64().unwrap() > 0);
             let full = r["details"]["time_to_full_s"].as_f64().unwrap();
-            assert!(full < 1.0 + slack(), "{mode}: cap full after {full} s");
+            assert!(
+                full < 1.0 + bin().slack(),
+                "{mode}: cap full after {full} s"
+            );
         }
     }
     if mode == "hold" {
@@ -290,7 +276,7 @@ fn a_thousand_processes_go_within_a_second() {
     if !pids_exact("all") {
         return;
     }
-    let Some(cg) = cgroup("thousand", 1200) else {
+    let Some(cg) = Cgroup::pids("thousand", 1200) else {
         return;
     };
     let run = bin().spawn_in(
@@ -304,7 +290,7 @@ fn a_thousand_processes_go_within_a_second() {
     assert!(w.peak_current <= 1000, "pids.current {}", w.peak_current);
     assert_eq!(max_events(&cg).unwrap_or(0), 0);
     let teardown = r["teardown_s"].as_f64().unwrap();
-    assert!(teardown < 1.0 + slack(), "teardown_s {teardown}");
+    assert!(teardown < 1.0 + bin().slack(), "teardown_s {teardown}");
     // Where a v1 freezer hierarchy exists, the bomb is frozen before it is killed, and the
     // run's freezer cgroup (named like its pids cgroup) is removed afterwards.
     if let Some((own, common::sys::CgroupVersion::V1)) = common::sys::cgroup_dir("freezer") {
@@ -331,7 +317,7 @@ fn sigkill_ends_everything(mode: &str) {
     if !pids_exact(&format!("sigkill {mode}")) {
         return;
     }
-    let Some(cg) = cgroup(&format!("kill-{mode}"), 200) else {
+    let Some(cg) = Cgroup::pids(&format!("kill-{mode}"), 200) else {
         return;
     };
     let run = bin().spawn_in(&["-m", mode, "-n", "100", "-t", "30", "-q"], Some(&cg));
@@ -368,7 +354,7 @@ fn bomb_processes_ignore_sigchld_so_their_children_leave_no_zombies() {
     if !pids_exact("sigchld") {
         return;
     }
-    let Some(cg) = cgroup("sigchld", 200) else {
+    let Some(cg) = Cgroup::pids("sigchld", 200) else {
         return;
     };
     let run = bin().spawn_in(&["-m", "hold", "-n", "100", "-t", "30", "-q"], Some(&cg));
@@ -411,7 +397,7 @@ fn cpu_s_counts_every_process_of_the_bomb() {
     if !qemu_runs_it() {
         return;
     }
-    let Some(cg) = cgroup("cpu", 200) else {
+    let Some(cg) = Cgroup::pids("cpu", 200) else {
         return;
     };
     let acct = if cg.v2 {
@@ -475,7 +461,7 @@ fn the_tree_is_three_forks_deep_below_the_workers() {
     if !qemu_runs_it() {
         return;
     }
-    let Some(cg) = cgroup("depth", 1000) else {
+    let Some(cg) = Cgroup::pids("depth", 1000) else {
         return;
     };
     let run = bin().spawn_in(&["-m", "hold", "-n", "300", "-t", "30", "-q"], Some(&cg));
@@ -526,7 +512,7 @@ fn sigterm_stops_with_a_report() {
         return;
     }
     let _turn = take_turn();
-    let Some(cg) = cgroup("term", 200) else {
+    let Some(cg) = Cgroup::pids("term", 200) else {
         return;
     };
     let run = bin().spawn_in(&["-n", "100", "-t", "30", "--json", "-q"], Some(&cg));
@@ -536,20 +522,19 @@ fn sigterm_stops_with_a_report() {
     assert_eq!(w.out.code, Some(143), "stderr: {}", w.out.stderr);
     let r = w.out.json();
     assert_eq!(r["outcome"], "interrupted");
-    assert!(r["teardown_s"].as_f64().unwrap() < 1.0 + slack());
+    assert!(r["teardown_s"].as_f64().unwrap() < 1.0 + bin().slack());
     assert!(w.peak_tagged <= 100);
 }
 
 /// Processes that others hold are left to them: with 40 of a cgroup's 100 places taken,
-/// the default cap is what is left less the margin, and no fork runs into the limit
-/// (the cap once took no account of them: 75, and the bomb met pids.max instead).
+/// the default cap is what is left less the margin, and no fork runs into the limit.
 #[test]
 fn what_others_hold_is_left_to_them() {
     if !qemu_runs_it() || !pids_exact("a cgroup shared with others") {
         return;
     }
     let _turn = take_turn();
-    let Some(cg) = cgroup("others", 100) else {
+    let Some(cg) = Cgroup::pids("others", 100) else {
         return;
     };
     let sleepers = Sleepers::start(&cg, 40);
@@ -582,7 +567,7 @@ fn a_full_table_is_counted_as_eagain() {
         return;
     }
     let _turn = take_turn();
-    let Some(cg) = cgroup("full", 100) else {
+    let Some(cg) = Cgroup::pids("full", 100) else {
         return;
     };
     let run = bin().spawn_in(&["-m", "churn", "-t", "2", "--json", "-q"], Some(&cg));
@@ -608,17 +593,19 @@ fn a_full_table_is_counted_as_eagain() {
         r["details"]
     );
     assert!(
-        r["stress_s"].as_f64().unwrap() < 2.5 + slack(),
+        r["stress_s"].as_f64().unwrap() < 2.5 + bin().slack(),
         "{}",
         r["stress_s"]
     );
-    assert!(r["teardown_s"].as_f64().unwrap() < 1.0 + slack());
+    assert!(r["teardown_s"].as_f64().unwrap() < 1.0 + bin().slack());
 }
 
 #[test]
 fn bad_values_are_refused_with_one_line_and_exit_2() {
     let _turn = take_turn();
-    let Some(cg) = cgroup("bad", 50) else { return };
+    let Some(cg) = Cgroup::pids("bad", 50) else {
+        return;
+    };
     let cases: &[&[&str]] = &[
         &["-m", "nuclear"],
         &["--mode"],
@@ -647,7 +634,7 @@ fn bad_values_are_refused_with_one_line_and_exit_2() {
 #[test]
 fn dry_run_shows_the_cap_and_where_it_comes_from() {
     let _turn = take_turn();
-    let Some(cg) = cgroup("plan", 200) else {
+    let Some(cg) = Cgroup::pids("plan", 200) else {
         return;
     };
     let out = bin()
@@ -695,7 +682,7 @@ fn dry_run_shows_the_cap_and_where_it_comes_from() {
     assert!(out.elapsed < Duration::from_secs(3));
 
     // Processes already in the cgroup are not the bomb's to take: 30 sleepers there leave
-    // it 200 - 30, less the margin (the cap once ran into pids.max and left none).
+    // it 200 - 30, less the margin, so the bomb never runs into pids.max.
     let sleepers = Sleepers::start(&cg, 30);
     let busy = bin()
         .spawn_in(&["--dry-run", "--json"], Some(&cg))
@@ -721,7 +708,9 @@ fn dry_run_shows_the_cap_and_where_it_comes_from() {
 
 #[test]
 fn help_and_version() {
-    let Some(cg) = cgroup("help", 20) else { return };
+    let Some(cg) = Cgroup::pids("help", 20) else {
+        return;
+    };
     let h = bin()
         .spawn_in(&["--help"], Some(&cg))
         .wait(Duration::from_secs(10));

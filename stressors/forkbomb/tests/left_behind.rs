@@ -9,24 +9,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::testkit::{
-    live_tagged, skip, take_turn, validate, wait_until_gone, Bin, Cgroup, Running,
+    live_tagged, skip, take_turn, validate, wait_until_gone, Cgroup, ProcStat, Running,
 };
 
-fn bin() -> Bin {
-    Bin::new("forkbomb", env!("CARGO_BIN_EXE_forkbomb"))
-}
-
-/// The process group of `pid`, from /proc/PID/stat (the fifth field; the command name may
-/// hold spaces, hence the split at its last ')').
-fn pgrp(pid: i32) -> Option<i32> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(2)?
-        .parse()
-        .ok()
-}
+common::test_binary!("forkbomb");
 
 /// The cgroups forkbomb makes beside the test's own (under the test process's cgroup of
 /// each controller): with frozen processes inside, the run cannot remove them itself.
@@ -72,18 +58,13 @@ fn a_frozen_bomb_is_counted_in_left_behind() {
         skip("under emulation the pids controller counts qemu's threads too");
         return;
     }
-    let Some(pids) = Cgroup::new("pids", "left-behind") else {
-        skip("no writable pids cgroup here; forkbomb runs only inside one");
+    let Some(pids) = Cgroup::pids("left-behind", 200) else {
         return;
     };
-    pids.set("pids.max", "200");
-    let Some(freezer) = Cgroup::new("freezer", "left-behind").filter(|c| !c.v2) else {
-        skip("no writable v1 freezer cgroup to hold the bomb in");
+    // Frozen before anything moves in, so none can fork between its move and the freeze.
+    let Some(freezer) = Cgroup::frozen("left-behind") else {
         return;
     };
-    // Frozen before anything moves in: a process that enters a frozen cgroup freezes at
-    // once, so none can fork between its move and the freeze.
-    freezer.set("freezer.state", "FROZEN");
     // Dropped in reverse, also when the test fails: the freezer first (thaws, kills,
     // removes), then what the run left beside it, the run's handle, the pids cgroup.
     let run = bin().spawn_in(
@@ -110,7 +91,10 @@ fn a_frozen_bomb_is_counted_in_left_behind() {
     while quiet < 3 {
         let mut moved = 0;
         for p in live_tagged(&run.tag) {
-            if p == supervisor || pgrp(p) == Some(p) || freezer.procs().contains(&p) {
+            if p == supervisor
+                || ProcStat::read(p).is_some_and(|st| st.pgrp() == p)
+                || freezer.procs().contains(&p)
+            {
                 continue;
             }
             if std::fs::write(freezer.procs_file(), p.to_string()).is_ok() {

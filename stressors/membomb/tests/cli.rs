@@ -8,47 +8,12 @@
 
 use std::time::Duration;
 
-use common::testkit::{wait_until_gone, Bin, Cgroup, Output};
+use common::testkit::{take_turn, wait_until_gone, Bin, Cgroup, Output};
 use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
 
-fn bin() -> Bin {
-    Bin::new("membomb", env!("CARGO_BIN_EXE_membomb"))
-}
-
-/// Tests that allocate take turns (with every other bomb test of this process): two at
-/// once would measure each other.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    common::testkit::take_turn()
-}
-
-/// A memory cgroup of the test's own with `limit` bytes, or None (and a note) if there is
-/// no writable memory hierarchy here.
-fn cgroup(name: &str, limit: u64) -> Option<Cgroup> {
-    let Some(cg) = Cgroup::new("memory", name) else {
-        common::testkit::skip("no writable memory cgroup to run membomb in");
-        return None;
-    };
-    cg.set(
-        if cg.v2 {
-            "memory.max"
-        } else {
-            "memory.limit_in_bytes"
-        },
-        &limit.to_string(),
-    );
-    Some(cg)
-}
-
-/// The most memory the cgroup ever held (v1 max_usage_in_bytes, v2 memory.peak).
-fn peak_usage(cg: &Cgroup) -> u64 {
-    cg.get_u64(if cg.v2 {
-        "memory.peak"
-    } else {
-        "memory.max_usage_in_bytes"
-    })
-}
+common::test_binary!("membomb");
 
 fn run_in(cg: &Cgroup, args: &[&str]) -> Output {
     let out = bin().spawn_in(args, Some(cg)).wait(Duration::from_secs(30));
@@ -78,8 +43,8 @@ fn u(v: &Value) -> u64 {
 
 #[test]
 fn the_cap_holds_and_is_reached() {
-    let _turn = serial();
-    let Some(cg) = cgroup("cap", 256 * MIB) else {
+    let _turn = take_turn();
+    let Some(cg) = Cgroup::memory("cap", 256 * MIB) else {
         return;
     };
     let cap = 96 * MIB;
@@ -91,7 +56,7 @@ fn the_cap_holds_and_is_reached() {
     assert_eq!(u(&r["params"]["effective"]["max_mem_bytes"]), cap);
     assert_eq!(u(&r["params"]["effective"]["per_worker_bytes"]), cap / 2);
     // The kernel's account: the cap plus a small allowance for the processes themselves.
-    let used = peak_usage(&cg);
+    let used = cg.memory_peak();
     assert!(
         used <= cap + 16 * MIB,
         "cgroup peak {used} for a cap of {cap}"
@@ -125,10 +90,10 @@ fn the_cap_holds_and_is_reached() {
 /// pages on madvise(MADV_POPULATE_WRITE), else touch with the reason.
 #[test]
 fn each_fill_backs_the_whole_cap_and_the_report_says_which_ran() {
-    let _turn = serial();
+    let _turn = take_turn();
     let cap = 64 * MIB;
     for fill in ["auto", "touch"] {
-        let Some(cg) = cgroup(&format!("fill-{fill}"), 192 * MIB) else {
+        let Some(cg) = Cgroup::memory(&format!("fill-{fill}"), 192 * MIB) else {
             return;
         };
         let r = completed(
@@ -161,7 +126,7 @@ fn each_fill_backs_the_whole_cap_and_the_report_says_which_ran() {
             assert_eq!(ran, "populate", "{d}");
         }
         assert_eq!(u(&r["totals"]["touched_bytes"]), cap, "{fill}");
-        let used = peak_usage(&cg);
+        let used = cg.memory_peak();
         assert!(
             used >= cap,
             "{fill}: cgroup peak {used} under the cap {cap}"
@@ -171,9 +136,9 @@ fn each_fill_backs_the_whole_cap_and_the_report_says_which_ran() {
 
 #[test]
 fn percent_resolves_against_the_cgroup_limit_not_the_host() {
-    let _turn = serial();
+    let _turn = take_turn();
     let limit = 128 * MIB;
-    let Some(cg) = cgroup("pct", limit) else {
+    let Some(cg) = Cgroup::memory("pct", limit) else {
         return;
     };
     let out = run_in(&cg, &["--max-mem", "80%", "-w", "2", "--dry-run", "--json"]);
@@ -196,7 +161,7 @@ fn percent_resolves_against_the_cgroup_limit_not_the_host() {
     assert_eq!(u(&r["params"]["effective"]["max_mem_bytes"]), want);
     assert_eq!(r["params"]["requested"]["max-mem"], "80%");
     assert_eq!(r["workers"]["oom_killed"], 0, "{}", r["workers"]);
-    assert!(peak_usage(&cg) < limit);
+    assert!(cg.memory_peak() < limit);
     assert!(
         r["details"]["cap_reached_s"].as_f64().is_some(),
         "{}",
@@ -206,8 +171,8 @@ fn percent_resolves_against_the_cgroup_limit_not_the_host() {
 
 #[test]
 fn an_oom_kill_is_counted_the_worker_respawned_and_the_report_written() {
-    let _turn = serial();
-    let Some(cg) = cgroup("oom", 64 * MIB) else {
+    let _turn = take_turn();
+    let Some(cg) = Cgroup::memory("oom", 64 * MIB) else {
         return;
     };
     // No cap: the workers outgrow the cgroup and the kernel kills them, again and again.
@@ -238,8 +203,8 @@ fn an_oom_kill_is_counted_the_worker_respawned_and_the_report_written() {
 
 #[test]
 fn on_oom_stop_ends_the_run_at_the_first_kill() {
-    let _turn = serial();
-    let Some(cg) = cgroup("oomstop", 64 * MIB) else {
+    let _turn = take_turn();
+    let Some(cg) = Cgroup::memory("oomstop", 64 * MIB) else {
         return;
     };
     // A cap above the cgroup's limit: the cgroup runs out first.
@@ -271,8 +236,8 @@ fn on_oom_stop_ends_the_run_at_the_first_kill() {
 
 #[test]
 fn each_mode_runs() {
-    let _turn = serial();
-    let Some(cg) = cgroup("modes", 128 * MIB) else {
+    let _turn = take_turn();
+    let Some(cg) = Cgroup::memory("modes", 128 * MIB) else {
         return;
     };
     let cap = 32 * MIB;
@@ -322,7 +287,7 @@ fn each_mode_runs() {
     let emulator = match bin().emulated() {
         false => 0,
         true => {
-            let base = cgroup("modes-base", 128 * MIB).expect("a memory cgroup, as above");
+            let base = Cgroup::memory("modes-base", 128 * MIB).expect("a memory cgroup, as above");
             completed(
                 &base,
                 &[
@@ -338,20 +303,20 @@ fn each_mode_runs() {
                     "-q",
                 ],
             );
-            peak_usage(&base).saturating_sub(MIB)
+            base.memory_peak().saturating_sub(MIB)
         }
     };
     assert!(
-        peak_usage(&cg) <= cap + emulator + 16 * MIB,
+        cg.memory_peak() <= cap + emulator + 16 * MIB,
         "peak {} over the cap {cap} + 16 MiB + the emulator's own {emulator}",
-        peak_usage(&cg)
+        cg.memory_peak()
     );
 }
 
 #[test]
 fn rate_paces_growth_over_all_workers() {
-    let _turn = serial();
-    let Some(cg) = cgroup("rate", 128 * MIB) else {
+    let _turn = take_turn();
+    let Some(cg) = Cgroup::memory("rate", 128 * MIB) else {
         return;
     };
     let r = completed(
@@ -368,8 +333,8 @@ fn rate_paces_growth_over_all_workers() {
 
 #[test]
 fn lock_and_hugepages_say_what_they_got() {
-    let _turn = serial();
-    let Some(cg) = cgroup("lock", 128 * MIB) else {
+    let _turn = take_turn();
+    let Some(cg) = Cgroup::memory("lock", 128 * MIB) else {
         return;
     };
     let r = completed(
@@ -404,7 +369,7 @@ fn lock_and_hugepages_say_what_they_got() {
 
 #[test]
 fn no_cap_by_default_in_a_guest_and_sizes_resolved_in_the_plan() {
-    let Some(cg) = cgroup("plan", 128 * MIB) else {
+    let Some(cg) = Cgroup::memory("plan", 128 * MIB) else {
         return;
     };
     let out = run_in(&cg, &["--dry-run", "--json", "-w", "2"]);
@@ -452,7 +417,7 @@ fn no_cap_by_default_in_a_guest_and_sizes_resolved_in_the_plan() {
 
 #[test]
 fn bad_values_are_refused_with_one_line_and_exit_2() {
-    let Some(cg) = cgroup("bad", 64 * MIB) else {
+    let Some(cg) = Cgroup::memory("bad", 64 * MIB) else {
         return;
     };
     let cases: &[&[&str]] = &[
@@ -485,7 +450,7 @@ fn bad_values_are_refused_with_one_line_and_exit_2() {
 
 #[test]
 fn help_names_every_flag() {
-    let Some(cg) = cgroup("help", 64 * MIB) else {
+    let Some(cg) = Cgroup::memory("help", 64 * MIB) else {
         return;
     };
     let h = run_in(&cg, &["--help"]);
@@ -516,8 +481,8 @@ fn enomem_from_mmap_is_counted_and_retried_holding_what_was_got() {
         common::testkit::skip("under emulation: an address-space limit stops the emulator");
         return;
     }
-    let _turn = serial();
-    let Some(cg) = cgroup("enomem", 256 * MIB) else {
+    let _turn = take_turn();
+    let Some(cg) = Cgroup::memory("enomem", 256 * MIB) else {
         return;
     };
     let sh = Bin::program("/bin/sh");

@@ -4,22 +4,13 @@
 
 use std::net::UdpSocket;
 use std::process::Command;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
-use common::testkit::{live_tagged, take_turn, wait_for_live, Bin, Running};
+use common::testkit::{live_tagged, port, take_turn, wait_for_live, Bin, Running};
 
-fn bin() -> Bin {
-    Bin::new("netflood", env!("CARGO_BIN_EXE_netflood"))
-}
+common::test_binary!("netflood");
 
 const T: Duration = Duration::from_secs(60);
-
-/// A port of this test run's own (per process and call), in a range nothing else here uses.
-fn port() -> u16 {
-    static N: AtomicU16 = AtomicU16::new(0);
-    20000 + (std::process::id() % 500) as u16 * 40 + N.fetch_add(1, Ordering::SeqCst)
-}
 
 /// Starts a sink (or echo) and waits until its workers are up.
 fn start(mode: &str, args: &[&str], workers: usize) -> Running {

@@ -37,9 +37,11 @@ use serde_json::{Map, Value};
 
 use common::units::{parse_bytes, parse_plain_duration, parse_rate, RateKind};
 use common::{
-    sys, time, CommonArgs, EndStatus, Error, Finding, Findings, Found, Host, Metric, RunData,
-    Stressor, Unit, Worker, OPS,
+    time, CommonArgs, EndStatus, Error, Finding, Findings, Found, Host, Metric, RunData, Stressor,
+    Unit, Worker, OPS,
 };
+
+mod sys;
 
 /// A kind of work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,7 +402,7 @@ fn disk_check(dir: &std::path::Path, bytes: u64) -> Result<(), String> {
     if !dir.is_dir() {
         return Err("not a directory".into());
     }
-    let free = sys::disk_free(dir).map_err(|e| e.to_string())?;
+    let free = common::sys::disk_free(dir).map_err(|e| e.to_string())?;
     if free < 2 * bytes {
         return Err(format!(
             "{} free, the file needs {} (twice over)",
@@ -408,7 +410,7 @@ fn disk_check(dir: &std::path::Path, bytes: u64) -> Result<(), String> {
             common::units::bytes(bytes)
         ));
     }
-    sys::open_tmpfile(dir)
+    common::sys::open_tmpfile(dir)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
@@ -632,7 +634,7 @@ impl Probe {
     }
 
     fn disk(&self, w: &mut Worker, j: usize) -> common::Result<()> {
-        let (file, _) = sys::open_tmpfile(&self.dir)
+        let (file, _) = common::sys::open_tmpfile(&self.dir)
             .map_err(|e| Error::runtime(format!("disk: {}: {e}", self.dir.display())))?;
         // Lay the file out in 1 MiB writes, on disk before the first operation.
         let chunk = vec![0x5Au8; 1 << 20];
@@ -645,7 +647,7 @@ impl Probe {
         }
         file.sync_all()
             .map_err(|e| Error::runtime(format!("disk: fsync: {e}")))?;
-        sys::drop_cache(&file, 0, 0);
+        common::sys::drop_cache(&file, 0, 0);
         let blocks = (self.file_bytes / BLOCK).max(1);
         let mut buf = vec![0u8; BLOCK as usize];
         let mut x = w.seed | 1;
@@ -655,7 +657,7 @@ impl Probe {
                 buf[..8].copy_from_slice(&i.to_le_bytes());
                 file.write_all_at(&buf, at).and_then(|_| file.sync_data())
             } else {
-                sys::drop_cache(&file, at, BLOCK);
+                common::sys::drop_cache(&file, at, BLOCK);
                 file.read_exact_at(&mut buf, at)
             };
             if let Err(e) = r {
@@ -725,16 +727,16 @@ impl Probe {
 
     /// The monitor: host-wide contention signals, read five times a second.
     fn monitor(&self, w: &mut Worker) {
-        let hz = sys::ticks_per_second() as f64;
-        let steal0 = sys::cpu_ticks().map(|t| t.steal);
-        let psi0 = PSI.map(|r| sys::pressure_us(r).map(|p| p.0));
+        let hz = common::sys::ticks_per_second() as f64;
+        let steal0 = common::sys::cpu_ticks().map(|t| t.steal);
+        let psi0 = PSI.map(|r| common::sys::pressure_us(r).map(|p| p.0));
         let look = |w: &Worker| {
-            if let (Some(a), Some(t)) = (steal0, sys::cpu_ticks()) {
+            if let (Some(a), Some(t)) = (steal0, common::sys::cpu_ticks()) {
                 let ns = (t.steal.saturating_sub(a)) as f64 * 1e9 / hz;
                 w.set(self.m_signals + S_STEAL, ns as u64);
             }
             for (k, r) in PSI.iter().enumerate() {
-                if let (Some(a), Some(p)) = (psi0[k], sys::pressure_us(r)) {
+                if let (Some(a), Some(p)) = (psi0[k], common::sys::pressure_us(r)) {
                     w.set(self.m_signals + S_PSI + k, p.0.saturating_sub(a) * 1000);
                 }
             }
@@ -906,8 +908,8 @@ impl Stressor for Probe {
         // Per second, per kind; and the contention signals per second.
         let mut per_second = Vec::new();
         let mut signals = Vec::new();
-        let steal = sys::cpu_ticks().is_some();
-        let psi = PSI.map(|r| sys::pressure_us(r).is_some());
+        let steal = common::sys::cpu_ticks().is_some();
+        let psi = PSI.map(|r| common::sys::pressure_us(r).is_some());
         let runq = sys::run_queue_wait_ns().is_some();
         let (mut t_prev, mut prev) = (0.0, vec![0u64; self.metrics.len()]);
         for s in &run.samples {

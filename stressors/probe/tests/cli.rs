@@ -2,18 +2,15 @@
 //! outside, round trips to a real `netflood echo` on loopback. Runs are short; the disk
 //! work runs in a temporary directory (and leaves nothing there); traffic stays on 127.0.0.1.
 
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use common::testkit::{
-    live_tagged, skip, take_turn, wait_for_live, wait_until_gone, Bin, Cgroup, Output, ProcStat,
-    Running, TempDir,
+    live_tagged, port, take_turn, wait_for_live, wait_until_gone, Bin, Cgroup, Output, Running,
+    TempDir,
 };
 use serde_json::Value;
 
-fn bin() -> Bin {
-    Bin::new("probe", env!("CARGO_BIN_EXE_probe"))
-}
+common::test_binary!("probe");
 
 /// netflood from the same place as probe (dist/ under scripts/test, else cargo's build
 /// beside probe's: `cargo test --workspace` builds both).
@@ -23,11 +20,6 @@ fn netflood() -> Bin {
 }
 
 const T: Duration = Duration::from_secs(60);
-
-fn port() -> u16 {
-    static N: AtomicU16 = AtomicU16::new(0);
-    41000 + (std::process::id() % 500) as u16 * 8 + N.fetch_add(1, Ordering::SeqCst)
-}
 
 /// The run-level record of one kind (`details.kinds[]`).
 fn kind<'a>(r: &'a Value, k: &str) -> &'a Value {
@@ -191,16 +183,11 @@ fn kill_first_worker(run: Running, workers: usize, after: Duration) -> Output {
         "probe never started"
     );
     std::thread::sleep(after);
-    let mut children: Vec<(u64, i32)> = live_tagged(&run.tag)
-        .into_iter()
-        .filter_map(|p| ProcStat::read(p).map(|st| (st, p)))
-        .filter(|(st, _)| st.ppid() == run.pid())
-        .map(|(st, p)| (st.start_ticks(), p))
-        .collect();
-    children.sort();
+    // The group's leader, then the workers.
+    let children = run.children();
     assert!(children.len() > workers, "{children:?}");
     // SAFETY: a signal to a process of the run this test started.
-    unsafe { libc::kill(children[1].1, libc::SIGKILL) };
+    unsafe { libc::kill(children[1], libc::SIGKILL) };
     run.wait(T)
 }
 
@@ -267,19 +254,9 @@ fn a_kind_whose_only_worker_is_killed_fails_the_run() {
 #[test]
 fn a_kind_that_dies_while_setting_up_fails_and_the_others_run_on() {
     let _turn = take_turn();
-    let Some(cg) = Cgroup::new("memory", "probe-oom") else {
-        skip("no writable memory cgroup to run probe in");
+    let Some(cg) = Cgroup::memory("probe-oom", 48 << 20) else {
         return;
     };
-    let limit = (48u64 << 20).to_string();
-    cg.set(
-        if cg.v2 {
-            "memory.max"
-        } else {
-            "memory.limit_in_bytes"
-        },
-        &limit,
-    );
     let rate = 200.0;
     let out = bin()
         .spawn_in(

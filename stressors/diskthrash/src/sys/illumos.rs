@@ -13,13 +13,9 @@ const DIRECTIO_ON: libc::c_int = 1;
 pub fn set_direct(file: &std::fs::File) -> Result<(), String> {
     use std::os::fd::AsRawFd;
     // SAFETY: directio takes a descriptor we own and an integer.
-    if unsafe { directio(file.as_raw_fd(), DIRECTIO_ON) } != 0 {
-        return Err(format!(
-            "directio refused ({})",
-            common::error::errno_text(nix::errno::Errno::last())
-        ));
-    }
-    Ok(())
+    nix::errno::Errno::result(unsafe { directio(file.as_raw_fd(), DIRECTIO_ON) })
+        .map(drop)
+        .map_err(|e| format!("directio refused ({})", common::error::errno_text(e)))
 }
 
 /// No sync_file_range on illumos: with `wait`, fdatasync (a stronger wait); otherwise nothing.

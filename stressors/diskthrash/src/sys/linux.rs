@@ -9,18 +9,17 @@ use super::DiskStats;
 /// Bypasses the page cache for `file` (O_DIRECT, set with fcntl). Err says why not in words
 /// (tmpfs and some others refuse it).
 pub fn set_direct(file: &fs::File) -> Result<(), String> {
+    use nix::errno::Errno;
     use std::os::fd::AsRawFd;
     let fd = file.as_raw_fd();
     // SAFETY: fcntl on a descriptor we own, integer arguments.
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    // SAFETY: as above.
-    if fl < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_DIRECT) } < 0 {
-        return Err(format!(
-            "O_DIRECT refused ({})",
-            common::error::errno_text(nix::errno::Errno::last())
-        ));
-    }
-    Ok(())
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_GETFL) })
+        .and_then(|fl| {
+            // SAFETY: as above.
+            Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_DIRECT) })
+        })
+        .map(drop)
+        .map_err(|e| format!("O_DIRECT refused ({})", common::error::errno_text(e)))
 }
 
 /// Starts writing back the dirty pages of `[off, off+len)` (len 0: to the end); with

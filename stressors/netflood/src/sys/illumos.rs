@@ -76,10 +76,7 @@ impl UdpRx {
                 &mut self.from_len,
             )
         };
-        if r < 0 {
-            return Err(nix::errno::Errno::last());
-        }
-        self.len = r as usize;
+        self.len = nix::errno::Errno::result(r)? as usize;
         Ok(1)
     }
 
@@ -103,10 +100,7 @@ impl UdpRx {
                 self.from_len,
             )
         };
-        if r < 0 {
-            return Err(nix::errno::Errno::last());
-        }
-        Ok(())
+        nix::errno::Errno::result(r).map(drop)
     }
 }
 

@@ -28,11 +28,9 @@ fn setsockopt_int(
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(common::error::errno_text(nix::errno::Errno::last()))
-    }
+    nix::errno::Errno::result(r)
+        .map(drop)
+        .map_err(common::error::errno_text)
 }
 
 /// Sends datagrams on a connected UDP socket: `msgs` messages, message j holding `per_msg`
@@ -90,10 +88,7 @@ pub fn udp_send(
             0,
         )
     };
-    if n < 0 {
-        return Err(nix::errno::Errno::last());
-    }
-    Ok(n as usize * per_msg)
+    Ok(nix::errno::Errno::result(n)? as usize * per_msg)
 }
 
 /// Turns on GSO for datagrams of `seg` bytes on a UDP socket (UDP_SEGMENT, Linux 4.18+).
@@ -220,10 +215,7 @@ impl UdpRx {
                 std::ptr::null_mut(),
             )
         };
-        if r < 0 {
-            return Err(nix::errno::Errno::last());
-        }
-        Ok(r as usize)
+        Ok(nix::errno::Errno::result(r)? as usize)
     }
 
     /// Buffer `j` of the last `recv`.
@@ -284,10 +276,7 @@ impl UdpRx {
             }
         }
         // SAFETY: the header points at live buffers.
-        if unsafe { libc::sendmsg(fd, &h, 0) } < 0 {
-            return Err(nix::errno::Errno::last());
-        }
-        Ok(())
+        nix::errno::Errno::result(unsafe { libc::sendmsg(fd, &h, 0) }).map(drop)
     }
 }
 
@@ -834,10 +823,7 @@ impl PacketTx {
                 0,
             )
         };
-        if r < 0 {
-            return Err(Errno::last());
-        }
-        Ok(())
+        Errno::result(r).map(drop)
     }
 }
 
