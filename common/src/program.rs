@@ -12,6 +12,7 @@ use crate::error::{self, Error, Result};
 use crate::host::Host;
 use crate::output;
 use crate::report::{self, Parts, Report};
+use crate::signals;
 use crate::stressor::{Command, Stressor};
 use crate::supervisor;
 use crate::units;
@@ -114,6 +115,7 @@ fn effective<S: Stressor>(c: &CommonArgs, s: &S) -> Map<String, Value> {
 
 fn run<C: Command>(probe: fn() -> Host) -> Result<u8> {
     supervisor::note_threads_at_start();
+    signals::catch_early();
     let (cli, matches) = match parse::<C>() {
         Ok(x) => x,
         Err(code) => return Ok(code),
@@ -134,7 +136,7 @@ fn run<C: Command>(probe: fn() -> Host) -> Result<u8> {
 
     if common.dry_run {
         print_plan(name, &host, &params, allowed, common.json);
-        return Ok(0);
+        return Ok(signals::caught().map_or(0, |s| 128 + s as u8));
     }
     if !allowed {
         return Err(Error::usage(format!(

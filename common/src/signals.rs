@@ -24,16 +24,46 @@ pub const STOP_SIGNALS: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::
 
 extern "C" fn on_signal(sig: libc::c_int) {
     let saved = Errno::last_raw();
+    let fd = WAKE_FD.load(Ordering::Relaxed);
     if sig != libc::SIGCHLD {
         // The first stop signal decides the exit code.
-        let _ = STOP_SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+        let first = STOP_SIGNAL.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+        if first.is_err() && fd < 0 {
+            // A second stop signal before the run started (planning stuck on a slow
+            // filesystem, say): the default action, so Ctrl-C twice always ends it.
+            // SAFETY: signal(2) and raise(3) are async-signal-safe.
+            unsafe {
+                libc::signal(sig, libc::SIG_DFL);
+                libc::raise(sig);
+            }
+        }
     }
-    let fd = WAKE_FD.load(Ordering::Relaxed);
     if fd >= 0 {
         // SAFETY: write(2) is async-signal-safe; a full pipe just drops the byte.
         unsafe { libc::write(fd, b"x".as_ptr().cast(), 1) };
     }
     Errno::set_raw(saved);
+}
+
+/// Catches the stop signals from the program's start: one that arrives while the host is
+/// probed and the plan made is kept for the run, which then stops at once and still writes
+/// its report, instead of the default action killing the process with nothing said. A
+/// second one before the run starts takes the default action.
+pub fn catch_early() {
+    let act = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for s in STOP_SIGNALS {
+        // SAFETY: the handler is async-signal-safe (atomics, write, signal, raise).
+        let _ = unsafe { sigaction(s, &act) };
+    }
+}
+
+/// The stop signal caught so far, if any (before or during the run).
+pub fn caught() -> Option<Signal> {
+    Signal::try_from(STOP_SIGNAL.load(Ordering::SeqCst)).ok()
 }
 
 /// The installed handlers and their pipe.
@@ -68,6 +98,11 @@ impl Signals {
         }
         // SAFETY: as above.
         unsafe { sigaction(Signal::SIGCHLD, &chld) }.context("installing signal handlers")?;
+        if STOP_SIGNAL.load(Ordering::SeqCst) != 0 {
+            // Caught before the pipe existed: wake the supervisor's first wait at once.
+            // SAFETY: a one-byte write to our own non-blocking pipe.
+            unsafe { libc::write(write.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+        }
         Ok(Self {
             read,
             _write: write,
@@ -85,7 +120,7 @@ impl Signals {
 
     /// The first stop signal received, if any.
     pub fn stop_signal(&self) -> Option<Signal> {
-        Signal::try_from(STOP_SIGNAL.load(Ordering::SeqCst)).ok()
+        caught()
     }
 
     /// In a freshly forked worker: default handlers, and the pipe closed.

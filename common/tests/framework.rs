@@ -94,6 +94,38 @@ fn sigint_sigterm_sighup_stop_it_with_their_exit_codes() {
     stopped_by(libc::SIGHUP, "SIGHUP", 129);
 }
 
+/// A stop signal that comes while the host is probed and the plan made (a slow start in an
+/// emulated guest) still ends the run as interrupted, with its report; a second one before
+/// the run starts takes the default action, so Ctrl-C twice ends a stuck start.
+#[test]
+fn a_signal_before_the_run_starts_still_gives_a_report() {
+    let run = bin().spawn(&["-t", "30", "--plan-delay", "800ms", "--json", "-q"]);
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal(libc::SIGTERM);
+    let out = run.wait(T);
+    assert_eq!(out.code, Some(143), "stderr: {}", out.stderr);
+    let r = out.json();
+    assert_eq!(r["outcome"], "interrupted");
+    assert_eq!(r["stop_reason"], "received SIGTERM");
+    assert!(r["elapsed_s"].as_f64().unwrap() < 2.0, "{}", r["elapsed_s"]);
+    assert!(live_tagged(&out.tag).is_empty());
+
+    let run = bin().spawn(&["-t", "30", "--plan-delay", "2s", "--json", "-q"]);
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal(libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(100));
+    run.signal(libc::SIGINT);
+    let out = run.wait(T);
+    assert_eq!(
+        out.signal,
+        Some(libc::SIGINT),
+        "code {:?}: {}",
+        out.code,
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+}
+
 #[test]
 fn sigkill_of_the_supervisor_takes_every_worker_with_it() {
     let run = bin().spawn(&["-t", "30", "-w", "4", "-q"]);

@@ -73,6 +73,10 @@ struct Cli {
     /// Every worker fails at once with an error
     #[arg(long)]
     fail: bool,
+
+    /// Take this long to plan (a window for signals that arrive before the run)
+    #[arg(long, value_name = "DUR", value_parser = parse_plain_duration)]
+    plan_delay: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -97,6 +101,9 @@ impl common::Command for Cli {
     }
 
     fn plan(&self, _host: &Host) -> common::Result<TestBomb> {
+        if let Some(d) = self.plan_delay {
+            std::thread::sleep(d);
+        }
         if self.thread {
             std::thread::spawn(|| std::thread::sleep(Duration::from_secs(3600)));
             std::thread::sleep(Duration::from_millis(20));
