@@ -119,6 +119,10 @@ pub struct Results {
     pub bad_files: BTreeMap<String, String>,
     /// Every host seen in any set (a host missing from a set is DNR there).
     pub hosts: BTreeSet<String>,
+    /// set -> host -> why that host has no probe report there: the one line of a `DNR` file
+    /// in the host's directory of the set, written by what ran it (a host lost mid-phase,
+    /// a guest that died), where no report could say it.
+    pub missing: BTreeMap<String, BTreeMap<String, String>>,
     /// What a person should know (files skipped, several runs of one host).
     pub notes: Vec<String>,
 }
@@ -155,6 +159,11 @@ impl Results {
         }
     }
 
+    /// Why `host` has no probe report in `set`, where a `DNR` file says.
+    pub fn missing_reason(&self, set: &str, host: &str) -> Option<&str> {
+        self.missing.get(set)?.get(host).map(String::as_str)
+    }
+
     /// Makes a set known even when no host reported in it (every guest is DNR there).
     pub fn touch(&mut self, set: &str) {
         self.sets.entry(set.to_string()).or_default();
@@ -181,6 +190,18 @@ impl Results {
             for host_dir in sorted_entries(&set_dir)?.into_iter().filter(|p| p.is_dir()) {
                 let host = file_name(&host_dir);
                 self.hosts.insert(host.clone());
+                let dnr = host_dir.join("DNR");
+                if dnr.is_file() {
+                    let why = std::fs::read_to_string(&dnr)
+                        .map_err(|e| format!("{}: {e}", dnr.display()))?;
+                    let why = why.lines().next().unwrap_or("").trim();
+                    if !why.is_empty() {
+                        self.missing
+                            .entry(set.clone())
+                            .or_default()
+                            .insert(host.clone(), why.to_string());
+                    }
+                }
                 let mut files = Vec::new();
                 json_files(&host_dir, &mut files, 0)?;
                 for f in files {
@@ -352,7 +373,7 @@ pub struct Row {
     /// baseline only).
     pub noise: Option<f64>,
     /// Why a guest is DNR where its run or this kind of it failed ("mem on web2 in
-    /// memory: oom_killed"); a guest missing a report has none.
+    /// memory: oom_killed"); a guest missing a report has one where a `DNR` file says why.
     pub per_host_dnr_reason: BTreeMap<String, String>,
     /// Why the Good cells are DNR, where failures made them so (the well-behaved guests'
     /// reasons, `; `-separated).
@@ -524,7 +545,10 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
                         .iter()
                         .chain(&sets)
                         .filter_map(|set| {
-                            let w = res.sets[*set].get(h)?.dnr_reason(kind)?;
+                            let w = match res.sets[*set].get(h) {
+                                Some(run) => run.dnr_reason(kind)?,
+                                None => res.missing_reason(set, h)?.to_string(),
+                            };
                             Some(format!("{kind} on {h} in {set}: {w}"))
                         })
                         .collect();
@@ -587,7 +611,10 @@ pub fn compare(res: &Results, baseline: &str, bad: Option<&str>) -> Result<Table
             let runs = &res.sets[*set];
             for h in &res.hosts {
                 if !runs.contains_key(h) {
-                    notes.push(format!("{set}: no probe report from {h} (DNR)"));
+                    notes.push(match res.missing_reason(set, h) {
+                        Some(why) => format!("{set}: no probe report from {h}: {why} (DNR)"),
+                        None => format!("{set}: no probe report from {h} (DNR)"),
+                    });
                 } else if runs[h].failed {
                     notes.push(format!("{set}: the probe run of {h} failed (DNR)"));
                 } else {

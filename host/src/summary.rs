@@ -5,6 +5,10 @@
 //! stress, the main rate, peaks and errors. The main rate is the report's largest byte rate
 //! (a rate named `*bytes`), else its operations per second: one rule for every stressor,
 //! so a new stressor needs nothing here.
+//!
+//! A run that left no report has a row too where what ran it wrote
+//! `RESULTS/<host>/<stressor>-<stamp>.dnr` (one line: why, e.g. the host was lost mid-run):
+//! outcome `DNR: <why>`, the other cells empty.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -146,6 +150,14 @@ pub fn row(path: &Path, host: &str) -> Row {
     }
 }
 
+/// The row of a run that left no report: its `.dnr` file's first line says why.
+fn dnr_row(path: &Path, host: &str) -> Row {
+    let why = std::fs::read_to_string(path).unwrap_or_else(|e| format!("unreadable ({e})"));
+    let mut r = row(path, host);
+    r.outcome = format!("DNR: {}", why.lines().next().unwrap_or("").trim());
+    r
+}
+
 /// Every report under `results/<host>/*.json`, sorted by stressor, host and run.
 pub fn collect(results: &Path) -> Result<Vec<Row>, String> {
     let entries = |d: &Path| -> Result<Vec<std::path::PathBuf>, String> {
@@ -164,6 +176,8 @@ pub fn collect(results: &Path) -> Result<Vec<Row>, String> {
         for f in entries(&host_dir)? {
             if f.is_file() && f.extension().is_some_and(|e| e == "json") {
                 rows.push(row(&f, &host));
+            } else if f.is_file() && f.extension().is_some_and(|e| e == "dnr") {
+                rows.push(dnr_row(&f, &host));
             }
         }
     }

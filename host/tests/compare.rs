@@ -631,6 +631,86 @@ fn only_the_kinds_that_died_are_dnr_with_their_reason_in_a_footnote() {
     assert_eq!(mem["good_reported"], 0);
 }
 
+/// A host with no report whose folder holds a `DNR` file (written by what ran the phase: a
+/// host lost mid-phase, a guest that died) is DNR with that line as its footnote; one with
+/// neither keeps the plain DNR.
+#[test]
+fn a_dnr_file_gives_the_reason_of_a_missing_report() {
+    let dir = TempDir::new("compare-dnr-file");
+    let r = &dir.path;
+    for h in ["g1", "g2", "b1"] {
+        put(
+            r,
+            "baseline",
+            h,
+            "probe-1.json",
+            &report("completed", T0, &[("cpu", 1000, 100.0)]),
+        );
+    }
+    put(
+        r,
+        "cpu",
+        "g2",
+        "probe-2.json",
+        &report("completed", T1, &[("cpu", 900, 200.0)]),
+    );
+    std::fs::create_dir_all(r.join("cpu").join("b1")).unwrap();
+    std::fs::write(
+        r.join("cpu").join("b1").join("DNR"),
+        "the probe was killed\nmore\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(r.join("net-send").join("g1")).unwrap();
+    std::fs::write(
+        r.join("net-send").join("g1").join("DNR"),
+        "g1 unreachable\n",
+    )
+    .unwrap();
+    put(
+        r,
+        "net-send",
+        "b1",
+        "probe-3.json",
+        &report("completed", T1, &[("cpu", 500, 1000.0)]),
+    );
+    let p = r.to_str().unwrap();
+    let (code, out, err) = compare(&[p, "--bad", "b1"]);
+    assert_eq!(code, Some(0), "{err}");
+    let line = |label: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with(&format!("| {label} |")))
+            .unwrap_or_else(|| panic!("no {label} row:\n{out}"))
+            .to_string()
+    };
+    // cpu: g1 has neither report nor DNR file (plain DNR, g2's number is the mean), b1 the
+    // killed probe. net-send: g1 lost, g2 no folder at all: the Good cells take g1's reason.
+    assert_eq!(
+        line("CPU"),
+        "| CPU | b1 | 10.00 (1 of 2) | 10.00 | DNR¹ | 100.00 (1 of 2) | 100.00 | DNR¹ |"
+    );
+    assert_eq!(
+        line("Network, server transmits"),
+        "| Network, server transmits | b1 | DNR² | DNR² | 50.00 | DNR² | DNR² | 900.00 |"
+    );
+    assert!(
+        out.contains("\n¹ cpu on b1 in cpu: the probe was killed\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\n² cpu on g1 in net-send: g1 unreachable\n"),
+        "{out}"
+    );
+    assert!(
+        err.contains("cpu: no probe report from b1: the probe was killed (DNR)"),
+        "{err}"
+    );
+    assert!(err.contains("cpu: no probe report from g1 (DNR)"), "{err}");
+    assert!(
+        err.contains("net-send: no probe report from g1: g1 unreachable (DNR)"),
+        "{err}"
+    );
+}
+
 /// Where Debian's chromium is (scripts/test installs it).
 fn chromium() -> PathBuf {
     for c in ["chromium", "chromium-browser"] {

@@ -125,3 +125,23 @@ fn bad_input_is_one_line_and_exit_2() {
     let (code, _, err) = summary(&[dir.path.to_str().unwrap(), "--format", "xml"]);
     assert_eq!(code, Some(2), "{err}");
 }
+
+/// A run that left no report but a `.dnr` file (the host lost mid-run) has a row saying
+/// DNR and why, in its place among the others.
+#[test]
+fn a_dnr_file_is_a_row_with_its_reason() {
+    let dir = results();
+    std::fs::write(
+        dir.path.join("h2").join("membomb-20261206T050300Z.dnr"),
+        "h2 unreachable during membomb\n",
+    )
+    .unwrap();
+    let (code, out, err) = summary(&[dir.path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| membomb")).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(
+        rows[1],
+        "| membomb | h2 | 20261206T050300Z | DNR: h2 unreachable during membomb |  |  |  |  |  |"
+    );
+}
