@@ -102,7 +102,13 @@ fn effective<S: Stressor>(c: &CommonArgs, s: &S) -> Map<String, Value> {
     if let Some(seed) = c.seed {
         m.insert("seed".into(), seed.into());
     }
-    m.extend(s.params());
+    match serde_json::to_value(s) {
+        Ok(Value::Object(own)) => m.extend(own),
+        other => panic!(
+            "{}: the plan must serialise to an object: {other:?}",
+            S::NAME
+        ),
+    }
     m
 }
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
-use serde_json::{Map, Value};
+use serde::Serialize;
 
 use common::units::{parse_plain_duration, parse_rate, RateKind};
 use common::{
@@ -66,14 +66,24 @@ struct Cli {
     thread: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 struct TestBomb {
+    #[serde(skip)]
     workers: usize,
+    #[serde(skip)]
     work: Work,
+    #[serde(skip)]
     die_after: Option<Duration>,
+    #[serde(skip)]
     on_death: OnDeath,
+    #[serde(serialize_with = "per_s")]
     rate: Option<RateCap>,
+    #[serde(skip)]
     latency_ramp: bool,
+}
+
+fn per_s<S: serde::Serializer>(r: &Option<RateCap>, s: S) -> Result<S::Ok, S::Error> {
+    r.map(|r| r.per_s).serialize(s)
 }
 
 static METRICS: [Metric; 2] = [OPS, Metric::gauge("level", Unit::Count)];
@@ -119,12 +129,6 @@ impl Stressor for TestBomb {
 
     fn workers(&self) -> usize {
         self.workers
-    }
-
-    fn params(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("rate".into(), self.rate.map(|r| r.per_s).into());
-        m
     }
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {

@@ -9,7 +9,7 @@
 
 use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
-use serde_json::{Map, Value};
+use serde::Serialize;
 
 use common::{CommonArgs, Findings, Found, Host, Metric, RunData, Stressor, Unit, Worker, OPS};
 
@@ -22,16 +22,6 @@ pub enum Method {
     Float,
     /// both, in every operation
     Mixed,
-}
-
-impl Method {
-    fn name(self) -> &'static str {
-        match self {
-            Method::Int => "int",
-            Method::Float => "float",
-            Method::Mixed => "mixed",
-        }
-    }
 }
 
 /// Burn every CPU the guest has: integer and floating point multiply, divide, remainder.
@@ -59,10 +49,13 @@ pub struct Cli {
 }
 
 /// The plan: how many workers, what they compute, how busy they keep.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CpuBomb {
+    #[serde(skip)]
     pub workers: usize,
+    #[serde(serialize_with = "common::params::as_value_name")]
     pub method: Method,
+    #[serde(rename = "load_pct")]
     pub load: u8,
     usable_cpus: usize,
 }
@@ -207,14 +200,6 @@ impl Stressor for CpuBomb {
         self.workers
     }
 
-    fn params(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("method".into(), self.method.name().into());
-        m.insert("load_pct".into(), self.load.into());
-        m.insert("usable_cpus".into(), self.usable_cpus.into());
-        m
-    }
-
     fn work(&self, w: &mut Worker) -> common::Result<()> {
         let mut ops = Operands::new(w.seed);
         if self.load == 100 {
@@ -236,9 +221,12 @@ impl Stressor for CpuBomb {
             loads.push(pct);
         }
         let avg = loads.iter().sum::<f64>() / loads.len().max(1) as f64;
-        f.detail("method", Found::Text(self.method.name().into()))
-            .detail("target_load_pct", Found::Count(self.load.into()))
-            .detail("load_pct", Found::Percent(avg));
+        f.detail(
+            "method",
+            Found::Text(common::params::value_name(&self.method)),
+        )
+        .detail("target_load_pct", Found::Count(self.load.into()))
+        .detail("load_pct", Found::Percent(avg));
         if let Some(ready) = run.workers.ready_s {
             let ms = (ready * 1e4).round() / 10.0;
             f.detail("ready_ms", Found::Number(ms, "ms"));

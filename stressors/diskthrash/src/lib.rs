@@ -30,8 +30,9 @@ use clap::{Parser, ValueEnum};
 use memmap2::MmapMut;
 use nix::errno::Errno;
 use rand::{Rng, SeedableRng};
-use serde_json::{Map, Value};
+use serde::Serialize;
 
+use common::params::value_name;
 use common::units::{self, parse_bytes, parse_rate, parse_size, RateKind, SizeSpec};
 use common::{
     time, CommonArgs, Error, Finding, Findings, Found, Host, Metric, RateCap, RunData, Stressor,
@@ -62,18 +63,6 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    pub fn name(self) -> &'static str {
-        match self {
-            Pattern::Paper => "paper",
-            Pattern::Randrw => "randrw",
-            Pattern::Randread => "randread",
-            Pattern::Randwrite => "randwrite",
-            Pattern::Read => "read",
-            Pattern::Write => "write",
-            Pattern::Rw => "rw",
-        }
-    }
-
     /// Reads data that must be on disk first.
     fn needs_layout(self) -> bool {
         matches!(
@@ -103,11 +92,25 @@ pub enum Engine {
 }
 
 impl Engine {
-    fn name(self) -> &'static str {
-        match self {
-            Engine::IoUring { .. } => "io_uring",
-            Engine::Psync => "psync",
+    /// As `--engine` names it.
+    fn name(self) -> String {
+        value_name(&match self {
+            Engine::IoUring { .. } => EngineChoice::IoUring,
+            Engine::Psync => EngineChoice::Psync,
+        })
+    }
+}
+
+/// In the plan: `engine`, and `iodepth` with io_uring.
+impl Serialize for Engine {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("engine", &self.name())?;
+        if let Engine::IoUring { depth } = self {
+            m.serialize_entry("iodepth", depth)?;
         }
+        m.end()
     }
 }
 
@@ -226,18 +229,24 @@ pub struct Cli {
 }
 
 /// One directory of the run and its filesystem's budget.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Target {
+    #[serde(serialize_with = "common::params::as_display")]
     pub dir: PathBuf,
     /// Free bytes on its filesystem when planned.
+    #[serde(rename = "free_bytes")]
     pub free: u64,
     /// What the run may take of that filesystem (shared by the directories on it).
+    #[serde(rename = "max_disk_bytes")]
     pub budget: u64,
     /// The free space the run never takes the filesystem below: free - budget.
+    #[serde(rename = "keeps_free_bytes")]
     pub floor: u64,
     /// Workers writing on this filesystem (all its directories).
+    #[serde(skip)]
     pub fs_workers: usize,
     /// Which filesystem of the run (directories on one share its budget).
+    #[serde(skip)]
     pub fs: usize,
     /// Each worker's file, bytes (whole blocks).
     pub file_bytes: u64,
@@ -246,29 +255,48 @@ pub struct Target {
 }
 
 /// The plan.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct DiskThrash {
+    #[serde(skip)]
     pub workers: usize,
+    #[serde(rename = "dirs")]
     pub targets: Vec<Target>,
+    #[serde(rename = "rw", serialize_with = "common::params::as_value_name")]
     pub pattern: Pattern,
-    pub mix: u8,
+    /// Share of reads, percent: in the mixed patterns (randrw, rw) only.
+    #[serde(rename = "mix_read_pct", skip_serializing_if = "Option::is_none")]
+    pub mix: Option<u8>,
+    #[serde(rename = "bs_bytes")]
     pub bs: u64,
+    #[serde(rename = "fsync_every")]
     pub fsync: u64,
     pub direct: bool,
     /// Why --direct could not be had (the run goes on buffered).
+    #[serde(rename = "direct_note", skip_serializing_if = "Option::is_none")]
     pub direct_refused: Option<String>,
+    #[serde(rename = "rate_bytes_s", serialize_with = "common::params::as_rounded")]
     pub rate: Option<f64>,
+    #[serde(serialize_with = "common::params::as_rounded")]
     pub iops: Option<f64>,
+    #[serde(flatten)]
     pub engine: Engine,
     /// Why io_uring is not used (auto fell back).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub engine_note: Option<String>,
     /// How the files are made (O_TMPFILE, or created and unlinked).
     pub files: &'static str,
     pub data_bytes: u64,
+    /// The data as people read it (`2.0 GiB`), beside the bytes.
+    #[serde(rename = "data")]
+    data_shown: String,
     pub max_disk_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub size_note: Option<String>,
+    #[serde(skip)]
     devices0: Vec<(String, DiskStats)>,
+    #[serde(skip)]
     psi0: Option<(u64, u64)>,
+    #[serde(skip)]
     quiet: bool,
 }
 
@@ -478,7 +506,7 @@ impl common::Command for Cli {
             workers,
             targets,
             pattern: self.rw,
-            mix: self.mix,
+            mix: matches!(self.rw, Pattern::Randrw | Pattern::Rw).then_some(self.mix),
             bs: self.bs,
             fsync: self.fsync,
             direct: self.direct && direct_refused.is_none(),
@@ -489,6 +517,7 @@ impl common::Command for Cli {
             engine_note,
             files,
             data_bytes: data,
+            data_shown: units::bytes(data),
             max_disk_bytes: total_budget,
             size_note,
             devices0: Vec::new(),
@@ -973,55 +1002,6 @@ impl Stressor for DiskThrash {
         self.workers
     }
 
-    fn params(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        let dirs: Vec<Value> = self
-            .targets
-            .iter()
-            .map(|t| {
-                serde_json::json!({
-                    "dir": t.dir.display().to_string(),
-                    "free_bytes": t.free,
-                    "max_disk_bytes": t.budget,
-                    "keeps_free_bytes": t.floor,
-                    "file_bytes": t.file_bytes,
-                    "device": t.device,
-                })
-            })
-            .collect();
-        m.insert("dirs".into(), dirs.into());
-        m.insert("rw".into(), self.pattern.name().into());
-        if matches!(self.pattern, Pattern::Randrw | Pattern::Rw) {
-            m.insert("mix_read_pct".into(), self.mix.into());
-        }
-        m.insert("bs_bytes".into(), self.bs.into());
-        m.insert("data_bytes".into(), self.data_bytes.into());
-        m.insert("data".into(), units::bytes(self.data_bytes).into());
-        m.insert("max_disk_bytes".into(), self.max_disk_bytes.into());
-        if let Some(n) = &self.size_note {
-            m.insert("size_note".into(), n.clone().into());
-        }
-        m.insert("fsync_every".into(), self.fsync.into());
-        m.insert("direct".into(), self.direct.into());
-        if let Some(n) = &self.direct_refused {
-            m.insert("direct_note".into(), n.clone().into());
-        }
-        m.insert("engine".into(), self.engine.name().into());
-        if let Engine::IoUring { depth } = self.engine {
-            m.insert("iodepth".into(), depth.into());
-        }
-        if let Some(n) = &self.engine_note {
-            m.insert("engine_note".into(), n.clone().into());
-        }
-        m.insert("files".into(), self.files.into());
-        m.insert(
-            "rate_bytes_s".into(),
-            self.rate.map(|r| r.round() as u64).into(),
-        );
-        m.insert("iops".into(), self.iops.map(|r| r.round() as u64).into());
-        m
-    }
-
     fn prepare(&mut self, _host: &Host) -> common::Result<()> {
         let mut seen = Vec::new();
         for t in &self.targets {
@@ -1041,7 +1021,13 @@ impl Stressor for DiskThrash {
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {
         let mut io = self.open(w)?;
-        let mut gen = Gen::new(self.pattern, self.mix, self.bs, io.size, w.seed);
+        let mut gen = Gen::new(
+            self.pattern,
+            self.mix.unwrap_or(0),
+            self.bs,
+            io.size,
+            w.seed,
+        );
         io.publish(w);
         if self.pattern.needs_layout() {
             self.layout(w, &mut io, &mut gen)?;
@@ -1062,8 +1048,8 @@ impl Stressor for DiskThrash {
         let t = run.stress_s.max(1e-9);
         let mib = (1u64 << 20) as f64;
         let r1 = |v: f64| (v * 10.0).round() / 10.0;
-        f.detail("rw", Found::Text(self.pattern.name().into()))
-            .detail("engine", Found::Text(self.engine.name().into()));
+        f.detail("rw", Found::Text(value_name(&self.pattern)))
+            .detail("engine", Found::Text(self.engine.name()));
         if let Some(n) = &self.engine_note {
             f.detail("engine_note", Found::Text(n.clone()));
         }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use memmap2::MmapMut;
 use nix::errno::Errno;
-use serde_json::{Map, Value};
+use serde::Serialize;
 
 use common::units::{self, parse_bytes, parse_rate, parse_size, RateKind, SizeSpec};
 use common::{
@@ -44,16 +44,6 @@ pub enum Mode {
     Churn,
 }
 
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Grow => "grow",
-            Mode::Hold => "hold",
-            Mode::Churn => "churn",
-        }
-    }
-}
-
 /// What to do when the kernel OOM-kills a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnOom {
@@ -61,15 +51,6 @@ pub enum OnOom {
     Respawn,
     /// end the run (the report is still written)
     Stop,
-}
-
-impl OnOom {
-    fn name(self) -> &'static str {
-        match self {
-            OnOom::Respawn => "respawn",
-            OnOom::Stop => "stop",
-        }
-    }
 }
 
 fn parse_byte_rate(s: &str) -> Result<f64, String> {
@@ -135,26 +116,45 @@ pub struct Cli {
 }
 
 /// The plan: every size resolved to bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct MemBomb {
+    #[serde(skip)]
     pub workers: usize,
+    #[serde(serialize_with = "common::params::as_value_name")]
     pub mode: Mode,
     /// Bytes mapped at a time (whole pages).
+    #[serde(rename = "chunk_bytes")]
     pub chunk: u64,
     /// The cap over all workers, if any.
+    #[serde(rename = "max_mem_bytes")]
     pub max_mem: Option<u64>,
+    /// The cap as people read it (`512.0 MiB`, or `none`), beside the bytes.
+    #[serde(rename = "max_mem")]
+    max_mem_shown: String,
     /// Each worker's share of the cap (`u64::MAX`: no cap).
+    #[serde(rename = "per_worker_bytes", serialize_with = "share_or_null")]
     pub share: u64,
     /// Bytes per second over all workers, if paced.
+    #[serde(rename = "rate_bytes_s", serialize_with = "common::params::as_rounded")]
     pub rate: Option<f64>,
     pub lock: bool,
     pub hugepages: bool,
     /// Why huge pages cannot be had here (found out while planning).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hugepages_refused: Option<String>,
+    #[serde(serialize_with = "common::params::as_value_name")]
     pub on_oom: OnOom,
+    #[serde(rename = "page_bytes")]
     page: u64,
+    #[serde(rename = "memory_base_bytes")]
     base_bytes: u64,
+    #[serde(skip)]
     quiet: bool,
+}
+
+/// No cap, no share: null.
+fn share_or_null<S: serde::Serializer>(share: &u64, s: S) -> Result<S::Ok, S::Error> {
+    Some(*share).filter(|&b| b != u64::MAX).serialize(s)
 }
 
 /// Metric indices.
@@ -239,6 +239,7 @@ impl common::Command for Cli {
             mode: self.mode,
             chunk,
             max_mem,
+            max_mem_shown: max_mem.map_or("none".to_string(), units::bytes),
             share,
             rate: self.rate,
             lock: self.lock,
@@ -429,34 +430,6 @@ impl Stressor for MemBomb {
         self.workers
     }
 
-    fn params(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("mode".into(), self.mode.name().into());
-        m.insert("chunk_bytes".into(), self.chunk.into());
-        m.insert("max_mem_bytes".into(), self.max_mem.into());
-        m.insert(
-            "max_mem".into(),
-            self.max_mem.map_or("none".to_string(), units::bytes).into(),
-        );
-        m.insert(
-            "per_worker_bytes".into(),
-            self.max_mem.map(|_| self.share).into(),
-        );
-        m.insert("memory_base_bytes".into(), self.base_bytes.into());
-        m.insert(
-            "rate_bytes_s".into(),
-            self.rate.map(|r| r.round() as u64).into(),
-        );
-        m.insert("lock".into(), self.lock.into());
-        m.insert("hugepages".into(), self.hugepages.into());
-        if let Some(why) = &self.hugepages_refused {
-            m.insert("hugepages_refused".into(), why.clone().into());
-        }
-        m.insert("on_oom".into(), self.on_oom.name().into());
-        m.insert("page_bytes".into(), self.page.into());
-        m
-    }
-
     fn prepare(&mut self, _host: &Host) -> common::Result<()> {
         if let Some(why) = &self.hugepages_refused {
             if !self.quiet {
@@ -557,7 +530,7 @@ impl Stressor for MemBomb {
             .iter()
             .find(|(k, _)| k == "ENOMEM")
             .map_or(0, |(_, n)| *n);
-        f.detail("mode", Found::Text(self.mode.name().into()))
+        f.detail("mode", Found::Text(common::params::value_name(&self.mode)))
             // In totals and peaks too, under these names for scripts.
             .detail_report_only("touched_bytes", Found::Bytes(run.totals[TOUCHED]))
             .detail_report_only("peak_resident_bytes", Found::Bytes(peak))

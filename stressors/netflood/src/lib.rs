@@ -26,7 +26,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nix::errno::Errno;
-use serde_json::{Map, Value};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use common::units::{parse_rate, RateKind};
@@ -46,15 +47,6 @@ use sys::UdpRx;
 pub enum Proto {
     Udp,
     Tcp,
-}
-
-impl Proto {
-    fn name(self) -> &'static str {
-        match self {
-            Proto::Udp => "udp",
-            Proto::Tcp => "tcp",
-        }
-    }
 }
 
 /// How datagrams leave.
@@ -238,27 +230,47 @@ pub struct EchoArgs {
     pub listen: Vec<String>,
 }
 
-/// What a run does.
-#[derive(Debug, Clone)]
+/// What a run does; in the plan, `mode` says which.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
 pub enum Plan {
     Send {
         targets: Vec<SocketAddr>,
+        #[serde(serialize_with = "common::params::as_value_name")]
         proto: Proto,
+        #[serde(rename = "size_bytes")]
         size: usize,
+        #[serde(flatten, serialize_with = "rate_keys")]
         rate: Option<Rate>,
-        connections: usize,
+        /// TCP connections per worker (TCP only).
+        #[serde(
+            rename = "connections_per_worker",
+            skip_serializing_if = "Option::is_none"
+        )]
+        connections: Option<usize>,
         echo: bool,
+        /// How datagrams leave ([`NetFlood::engine`]).
+        engine: &'static str,
         /// Datagrams per GSO message (1: no GSO).
+        #[serde(rename = "gso_segments")]
         gso: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
         gso_note: Option<String>,
         allow_broadcast: bool,
         /// The packet engine's way out, one per target (empty: the socket engine).
+        #[serde(
+            rename = "packet_paths",
+            skip_serializing_if = "Vec::is_empty",
+            serialize_with = "packet_paths"
+        )]
         links: Vec<sys::LinkPath>,
         /// Whether the packet engine bypasses the qdisc.
+        #[serde(skip)]
         qdisc_bypass: bool,
     },
     Sink {
         listen: Vec<SocketAddr>,
+        #[serde(serialize_with = "common::params::as_value_name")]
         proto: Proto,
     },
     Echo {
@@ -266,12 +278,51 @@ pub enum Plan {
     },
 }
 
+/// `rate_per_s` or `rate_bytes_s`, or `rate: unlimited`.
+fn rate_keys<S: Serializer>(r: &Option<Rate>, s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(1))?;
+    match r {
+        Some(Rate::Packets(p)) => m.serialize_entry("rate_per_s", p)?,
+        Some(Rate::Bytes(b)) => m.serialize_entry("rate_bytes_s", b)?,
+        None => m.serialize_entry("rate", "unlimited")?,
+    }
+    m.end()
+}
+
+/// Each way out: interface, source, next hop and its MAC, MTU.
+fn packet_paths<S: Serializer>(links: &[sys::LinkPath], s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Path<'a> {
+        interface: &'a str,
+        source: std::net::IpAddr,
+        next_hop: std::net::IpAddr,
+        next_hop_mac: String,
+        mtu: usize,
+    }
+    let mac = |m: &[u8; 6]| m.map(|b| format!("{b:02x}")).join(":");
+    s.collect_seq(links.iter().map(|l| Path {
+        interface: &l.ifname,
+        source: l.src_ip,
+        next_hop: l.next_hop,
+        next_hop_mac: mac(&l.dst_mac),
+        mtu: l.mtu,
+    }))
+}
+
 /// The stressor.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct NetFlood {
+    #[serde(skip)]
     pub workers: usize,
+    #[serde(flatten)]
     pub plan: Plan,
+    /// Marks this run's datagrams (so a sink tells runs apart).
+    #[serde(serialize_with = "hex8")]
     run_id: u32,
+}
+
+fn hex8<S: Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:08x}"))
 }
 
 /// The header every datagram starts with (little-endian).
@@ -508,7 +559,7 @@ impl common::Command for Cli {
                     return Err(Error::usage(format!(
                         "--size {}: from {HEADER} to {max} bytes for {}",
                         a.size,
-                        a.proto.name()
+                        common::params::value_name(&a.proto)
                     )));
                 }
                 if a.echo && a.proto == Proto::Tcp {
@@ -543,8 +594,9 @@ impl common::Command for Cli {
                         proto: a.proto,
                         size: a.size,
                         rate: a.rate,
-                        connections: a.connections,
+                        connections: (a.proto == Proto::Tcp).then_some(a.connections),
                         echo: a.echo,
+                        engine: "",
                         gso,
                         gso_note,
                         allow_broadcast: a.allow_broadcast,
@@ -578,11 +630,15 @@ impl common::Command for Cli {
                 }
             }
         }
-        let nf = NetFlood {
+        let mut nf = NetFlood {
             workers,
             plan,
             run_id,
         };
+        let named = nf.engine();
+        if let Plan::Send { engine, .. } = &mut nf.plan {
+            *engine = named;
+        }
         // Bind once now, so a port in use or an address we do not have is exit 2, not a
         // run of failing workers.
         match &nf.plan {
@@ -938,7 +994,7 @@ impl NetFlood {
         let cap = SendCap::new(*rate, self.workers, *size);
         let mut next = 0usize;
         while w.running() {
-            while conns.len() < *connections && w.running() {
+            while conns.len() < connections.unwrap_or(1) && w.running() {
                 match TcpStream::connect_timeout(&target, Duration::from_millis(500)) {
                     Ok(c) => {
                         // No SO_SNDBUF: setting it turns the kernel's autotuning off
@@ -1140,80 +1196,6 @@ impl Stressor for NetFlood {
 
     fn workers(&self) -> usize {
         self.workers
-    }
-
-    fn params(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        let list = |v: &[SocketAddr]| -> Value {
-            v.iter().map(|a| a.to_string()).collect::<Vec<_>>().into()
-        };
-        match &self.plan {
-            Plan::Send {
-                targets,
-                proto,
-                size,
-                rate,
-                connections,
-                echo,
-                gso,
-                gso_note,
-                allow_broadcast,
-                links,
-                ..
-            } => {
-                m.insert("mode".into(), "send".into());
-                m.insert("targets".into(), list(targets));
-                m.insert("proto".into(), proto.name().into());
-                m.insert("size_bytes".into(), (*size).into());
-                match rate {
-                    Some(Rate::Packets(p)) => m.insert("rate_per_s".into(), (*p).into()),
-                    Some(Rate::Bytes(b)) => m.insert("rate_bytes_s".into(), (*b).into()),
-                    None => m.insert("rate".into(), "unlimited".into()),
-                };
-                if *proto == Proto::Tcp {
-                    m.insert("connections_per_worker".into(), (*connections).into());
-                }
-                m.insert("echo".into(), (*echo).into());
-                m.insert("engine".into(), self.engine().into());
-                m.insert("gso_segments".into(), (*gso).into());
-                if let Some(n) = gso_note {
-                    m.insert("gso_note".into(), n.clone().into());
-                }
-                m.insert("allow_broadcast".into(), (*allow_broadcast).into());
-                if !links.is_empty() {
-                    let mac = |m: &[u8; 6]| {
-                        m.iter()
-                            .map(|b| format!("{b:02x}"))
-                            .collect::<Vec<_>>()
-                            .join(":")
-                    };
-                    let v: Vec<Value> = links
-                        .iter()
-                        .map(|l| {
-                            let mut o = Map::new();
-                            o.insert("interface".into(), l.ifname.clone().into());
-                            o.insert("source".into(), l.src_ip.to_string().into());
-                            o.insert("next_hop".into(), l.next_hop.to_string().into());
-                            o.insert("next_hop_mac".into(), mac(&l.dst_mac).into());
-                            o.insert("mtu".into(), l.mtu.into());
-                            Value::Object(o)
-                        })
-                        .collect();
-                    m.insert("packet_paths".into(), v.into());
-                }
-            }
-            Plan::Sink { listen, proto } => {
-                m.insert("mode".into(), "sink".into());
-                m.insert("listen".into(), list(listen));
-                m.insert("proto".into(), proto.name().into());
-            }
-            Plan::Echo { listen } => {
-                m.insert("mode".into(), "echo".into());
-                m.insert("listen".into(), list(listen));
-            }
-        }
-        m.insert("run_id".into(), format!("{:08x}", self.run_id).into());
-        m
     }
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {

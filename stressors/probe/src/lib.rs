@@ -33,7 +33,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use clap::Parser;
-use serde_json::{Map, Value};
+use serde::{Serialize, Serializer};
 
 use common::units::{parse_bytes, parse_plain_duration, parse_rate, RateKind};
 use common::{
@@ -186,7 +186,7 @@ const CPU_UNIT: u64 = 4000;
 const MEM_READS: usize = 256;
 const MEM_WRITES: usize = 64;
 
-/// The plan.
+/// The plan. Its parameters are [`Probe`]'s `Serialize`.
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub works: Vec<Work>,
@@ -207,6 +207,46 @@ pub struct Probe {
     slots: [Option<(usize, usize)>; 4],
     m_lost: Option<usize>,
     m_signals: usize,
+}
+
+/// The plan's parameters: only the kinds that run, and what each of them uses (the plan
+/// keeps one entry per kind, running or not).
+impl Serialize for Probe {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use std::collections::BTreeMap;
+        #[derive(Serialize)]
+        struct Params<'a> {
+            work: Vec<&'static str>,
+            workers_per_kind: usize,
+            rate_per_s: BTreeMap<&'static str, f64>,
+            slo_ms: BTreeMap<&'static str, f64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            echo: Option<SocketAddr>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            dir: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            file_bytes: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            mem_bytes: Option<u64>,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            notes: &'a [String],
+        }
+        let runs = |w| self.works.contains(&w);
+        let per_kind =
+            |v: &dyn Fn(Work) -> f64| self.works.iter().map(|&w| (w.name(), v(w))).collect();
+        Params {
+            work: self.works.iter().map(|w| w.name()).collect(),
+            workers_per_kind: self.per_kind,
+            rate_per_s: per_kind(&|w| self.rates[w.index()]),
+            slo_ms: per_kind(&|w| Self::ms(self.slos_ns[w.index()])),
+            echo: self.echo,
+            dir: runs(Work::Disk).then(|| self.dir.display().to_string()),
+            file_bytes: runs(Work::Disk).then_some(self.file_bytes),
+            mem_bytes: runs(Work::Mem).then_some(self.mem_bytes),
+            notes: &self.notes,
+        }
+        .serialize(s)
+    }
 }
 
 /// Signal metrics, after the kinds': run-queue wait, steal, PSI some (cpu, memory, io).
@@ -773,41 +813,6 @@ impl Stressor for Probe {
     /// One word per worker of a kind: set once that worker is set up (the start gate).
     fn shared_words(&self) -> usize {
         self.works.len() * self.per_kind
-    }
-
-    fn params(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert(
-            "work".into(),
-            self.works
-                .iter()
-                .map(|w| w.name())
-                .collect::<Vec<_>>()
-                .into(),
-        );
-        m.insert("workers_per_kind".into(), self.per_kind.into());
-        let mut rates = Map::new();
-        let mut slos = Map::new();
-        for w in &self.works {
-            rates.insert(w.name().into(), self.rates[w.index()].into());
-            slos.insert(w.name().into(), Self::ms(self.slos_ns[w.index()]).into());
-        }
-        m.insert("rate_per_s".into(), rates.into());
-        m.insert("slo_ms".into(), slos.into());
-        if let Some(e) = self.echo {
-            m.insert("echo".into(), e.to_string().into());
-        }
-        if self.works.contains(&Work::Disk) {
-            m.insert("dir".into(), self.dir.display().to_string().into());
-            m.insert("file_bytes".into(), self.file_bytes.into());
-        }
-        if self.works.contains(&Work::Mem) {
-            m.insert("mem_bytes".into(), self.mem_bytes.into());
-        }
-        if !self.notes.is_empty() {
-            m.insert("notes".into(), self.notes.clone().into());
-        }
-        m
     }
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {
