@@ -62,7 +62,8 @@ pub mod worker;
 
 pub use cli::CommonArgs;
 pub use data::{
-    EndStatus, Finding, Findings, Found, Kind, Metric, Outcome, RunData, Unit, WorkerEnd, OPS,
+    EndStatus, Finding, Findings, Found, Kind, Metric, MetricId, Metrics, Outcome, RunData, Unit,
+    WorkerEnd, OPS,
 };
 pub use error::{Context, Error, Result};
 pub use host::{Host, Limits, ProcessLimit};

@@ -144,10 +144,10 @@ fn run<C: Command>() -> Result<u8> {
     }
 
     let style = output::Style::detect();
-    let metrics = stressor.metrics();
+    let metrics = stressor.metrics().to_vec();
     let prepared = stressor.prepare(&host);
     let run = prepared.and_then(|()| {
-        let mut status = output::Status::new(name, style, common.quiet, metrics);
+        let mut status = output::Status::new(name, style, common.quiet, &metrics);
         supervisor::supervise(&stressor, &common, &mut status)
     });
     // Findings first, while what `prepare` made is still there to be read; then clean up,
@@ -160,7 +160,7 @@ fn run<C: Command>() -> Result<u8> {
     }
 
     let parts = Parts {
-        metrics,
+        metrics: &metrics,
         latencies: stressor.latencies(),
         run: &run,
         findings: &findings,
@@ -175,7 +175,7 @@ fn run<C: Command>() -> Result<u8> {
         written = written.and(report::Export::export(&report::File(p), &json));
     }
     if !common.quiet {
-        eprint!("{}", output::summary(&report, metrics, &findings, style));
+        eprint!("{}", output::summary(&report, &metrics, &findings, style));
     }
     written?;
     Ok(run.outcome.exit_code())

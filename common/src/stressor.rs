@@ -27,7 +27,7 @@
 //!   a slot is written only by its worker.
 
 use crate::cli::CommonArgs;
-use crate::data::{Findings, Metric, RunData, WorkerEnd};
+use crate::data::{Findings, Metrics, RunData, WorkerEnd};
 use crate::error::Result;
 use crate::host::Host;
 use crate::worker::Worker;
@@ -55,13 +55,14 @@ pub trait Stressor: serde::Serialize {
     /// The binary's name.
     const NAME: &'static str;
 
-    /// The counters each worker keeps; the first must be [`crate::OPS`].
-    fn metrics(&self) -> &'static [Metric];
+    /// The counters each worker keeps, as the plan declared them ([`Metrics`]: `ops`
+    /// first, each other one with its [`crate::MetricId`]).
+    fn metrics(&self) -> &Metrics;
 
     /// Names of the latency histograms each worker records into (`Worker::record`), in
     /// order: `["read", "write"]`. The report gives their percentiles for the run and for
     /// every second.
-    fn latencies(&self) -> &'static [&'static str] {
+    fn latencies(&self) -> &[&'static str] {
         &[]
     }
 

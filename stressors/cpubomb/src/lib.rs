@@ -11,7 +11,7 @@ use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use common::{CommonArgs, Findings, Found, Host, Metric, RunData, Stressor, Unit, Worker, OPS};
+use common::{CommonArgs, Findings, Found, Host, MetricId, Metrics, RunData, Stressor, Worker};
 
 /// What each operation computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,16 +58,18 @@ pub struct CpuBomb {
     #[serde(rename = "load_pct")]
     pub load: u8,
     usable_cpus: usize,
+    #[serde(skip)]
+    counters: Counters,
 }
 
-/// Metric indices.
-const CPU: usize = 1;
-static METRICS: [Metric; 2] = [
-    OPS,
-    // Each worker's own CPU clock (reported as `worker_cpu_s`; `totals.cpu_s` is the whole
-    // run's, from rusage).
-    Metric::total("worker_cpu_ns", Unit::Nanos),
-];
+common::metrics! {
+    /// The metrics, each with its handle (`ops`: multiply-divide-remainder operations).
+    struct Counters {
+        /// Each worker's own CPU clock (reported as `worker_cpu_s`; `totals.cpu_s` is the
+        /// whole run's, from rusage).
+        cpu: total("worker_cpu_ns", Nanos),
+    }
+}
 
 impl common::Command for Cli {
     type Stressor = CpuBomb;
@@ -82,6 +84,7 @@ impl common::Command for Cli {
             method: self.method,
             load: self.load,
             usable_cpus: host.cpus.usable,
+            counters: Counters::default(),
         })
     }
 }
@@ -152,10 +155,10 @@ impl CpuBomb {
         let mut n = 0u32;
         while w.running() {
             ops.run(self.method, BATCH);
-            w.add(0, BATCH);
+            w.add(MetricId::OPS, BATCH);
             n = n.wrapping_add(1);
             if n.is_multiple_of(256) {
-                w.set(CPU, common::time::process_cpu_ns());
+                w.set(self.counters.cpu, common::time::process_cpu_ns());
             }
         }
     }
@@ -172,9 +175,9 @@ impl CpuBomb {
         let mut t0 = common::time::mono_ns() as f64;
         while w.running() {
             ops.run(self.method, BATCH / 4);
-            w.add(0, BATCH / 4);
+            w.add(MetricId::OPS, BATCH / 4);
             let cpu_abs = common::time::process_cpu_ns();
-            w.set(CPU, cpu_abs);
+            w.set(self.counters.cpu, cpu_abs);
             let cpu = (cpu_abs - c0) as f64;
             let wall = common::time::mono_ns() as f64 - t0;
             let owed = p * wall - cpu;
@@ -192,8 +195,8 @@ impl CpuBomb {
 impl Stressor for CpuBomb {
     const NAME: &'static str = "cpubomb";
 
-    fn metrics(&self) -> &'static [Metric] {
-        &METRICS
+    fn metrics(&self) -> &Metrics {
+        &self.counters.list
     }
 
     fn workers(&self) -> usize {
@@ -207,7 +210,7 @@ impl Stressor for CpuBomb {
         } else {
             self.duty(w, &mut ops);
         }
-        w.set(CPU, common::time::process_cpu_ns());
+        w.set(self.counters.cpu, common::time::process_cpu_ns());
         Ok(())
     }
 
@@ -215,7 +218,7 @@ impl Stressor for CpuBomb {
         let mut f = Findings::default();
         let mut loads = Vec::with_capacity(run.slots.len());
         for slot in &run.slots {
-            let pct = 100.0 * run.per_s(slot.counters[CPU] as f64 / 1e9);
+            let pct = 100.0 * run.per_s(slot.counter(self.counters.cpu) as f64 / 1e9);
             f.per_worker
                 .push(vec![common::Finding::new("load_pct", Found::Percent(pct))]);
             loads.push(pct);

@@ -35,8 +35,8 @@ use serde::Serialize;
 use common::params::value_name;
 use common::units::{self, parse_bytes, parse_rate, parse_size, RateKind, SizeSpec};
 use common::{
-    time, CommonArgs, Error, Finding, Findings, Found, Host, Metric, RateCap, RunData, Stressor,
-    Unit, Worker, OPS,
+    time, CommonArgs, Error, Finding, Findings, Found, Host, MetricId, Metrics, RateCap, RunData,
+    Stressor, Worker,
 };
 
 mod sys;
@@ -298,26 +298,22 @@ pub struct DiskThrash {
     psi0: Option<(u64, u64)>,
     #[serde(skip)]
     quiet: bool,
+    #[serde(skip)]
+    counters: Counters,
 }
 
-/// Metric indices.
-const READ_BYTES: usize = 1;
-const WRITE_BYTES: usize = 2;
-const READ_OPS: usize = 3;
-const WRITE_OPS: usize = 4;
-const FSYNCS: usize = 5;
-const DISK_BYTES: usize = 6;
-static METRICS: [Metric; 7] = [
-    // ops: I/Os completed, reads and writes
-    OPS,
-    Metric::total("read_bytes", Unit::Bytes),
-    Metric::total("write_bytes", Unit::Bytes),
-    Metric::total("read_ops", Unit::Count),
-    Metric::total("write_ops", Unit::Count),
-    Metric::total("fsyncs", Unit::Count),
-    // space the worker's file takes on disk now
-    Metric::gauge("disk_bytes", Unit::Bytes),
-];
+common::metrics! {
+    /// The metrics, each with its handle (`ops`: I/Os completed, reads and writes).
+    struct Counters {
+        read_bytes: total("read_bytes", Bytes),
+        write_bytes: total("write_bytes", Bytes),
+        read_ops: total("read_ops", Count),
+        write_ops: total("write_ops", Count),
+        fsyncs: total("fsyncs", Count),
+        /// Space the worker's file takes on disk now.
+        disk_bytes: gauge("disk_bytes", Bytes),
+    }
+}
 /// Latency histograms.
 const H_READ: usize = 0;
 const H_WRITE: usize = 1;
@@ -503,6 +499,7 @@ impl common::Command for Cli {
             }
         }
         Ok(DiskThrash {
+            counters: Counters::default(),
             workers,
             targets,
             pattern: self.rw,
@@ -640,7 +637,7 @@ impl Io<'_> {
             if free < floor {
                 let ours: u64 = (0..w.slots())
                     .filter(|&i| self.plan.target_of(i).fs == self.target.fs)
-                    .map(|i| w.slot_value(i, DISK_BYTES))
+                    .map(|i| w.slot_value(i, self.plan.counters.disk_bytes))
                     .sum();
                 let allowed = (free + ours).saturating_sub(floor);
                 let share = allowed / self.target.fs_workers as u64;
@@ -652,7 +649,7 @@ impl Io<'_> {
     /// Space the file takes on disk, into the gauge.
     fn publish(&self, w: &mut Worker) {
         if let Ok(m) = self.file.metadata() {
-            w.set(DISK_BYTES, m.blocks() * 512);
+            w.set(self.plan.counters.disk_bytes, m.blocks() * 512);
         }
     }
 
@@ -685,20 +682,20 @@ impl Io<'_> {
 
     /// After a completed I/O: counters, latency, fsync, writeback, cache dropping.
     fn done(&mut self, w: &mut Worker, write: bool, off: u64, n: u64, ns: u64) {
-        w.add(0, 1);
+        w.add(MetricId::OPS, 1);
         let bs = self.plan.bs;
         if write && off + n > self.size {
             // Written past a shrink (an I/O in flight when the file was cut): cut again.
             let _ = self.file.set_len(self.size);
         }
         if write {
-            w.add(WRITE_BYTES, n);
-            w.add(WRITE_OPS, 1);
+            w.add(self.plan.counters.write_bytes, n);
+            w.add(self.plan.counters.write_ops, 1);
             w.record(H_WRITE, ns);
             self.writes += 1;
             if self.plan.fsync > 0 && self.writes.is_multiple_of(self.plan.fsync) {
                 let _ = self.file.sync_data();
-                w.add(FSYNCS, 1);
+                w.add(self.plan.counters.fsyncs, 1);
             }
             if !self.plan.direct {
                 self.written_since_kick += n;
@@ -712,8 +709,8 @@ impl Io<'_> {
                 }
             }
         } else {
-            w.add(READ_BYTES, n);
-            w.add(READ_OPS, 1);
+            w.add(self.plan.counters.read_bytes, n);
+            w.add(self.plan.counters.read_ops, 1);
             w.record(H_READ, ns);
             if !self.plan.direct {
                 self.read_since_drop += n;
@@ -832,9 +829,9 @@ impl DiskThrash {
             }
             match io.file.write_at(&buf[..n], off) {
                 Ok(k) => {
-                    w.add(0, 1);
-                    w.add(WRITE_BYTES, k as u64);
-                    w.add(WRITE_OPS, 1);
+                    w.add(MetricId::OPS, 1);
+                    w.add(self.counters.write_bytes, k as u64);
+                    w.add(self.counters.write_ops, 1);
                     off += k as u64;
                 }
                 Err(e) => {
@@ -990,11 +987,11 @@ impl DiskThrash {
 impl Stressor for DiskThrash {
     const NAME: &'static str = "diskthrash";
 
-    fn metrics(&self) -> &'static [Metric] {
-        &METRICS
+    fn metrics(&self) -> &Metrics {
+        &self.counters.list
     }
 
-    fn latencies(&self) -> &'static [&'static str] {
+    fn latencies(&self) -> &[&'static str] {
         &LATENCIES
     }
 
@@ -1067,19 +1064,25 @@ impl Stressor for DiskThrash {
         .detail("max_disk_bytes", Found::Bytes(self.max_disk_bytes))
         .detail(
             "read_mib_s",
-            Found::Number(r1(run.totals[READ_BYTES] as f64 / mib / t), "MiB/s"),
+            Found::Number(
+                r1(run.total(self.counters.read_bytes) as f64 / mib / t),
+                "MiB/s",
+            ),
         )
         .detail(
             "write_mib_s",
-            Found::Number(r1(run.totals[WRITE_BYTES] as f64 / mib / t), "MiB/s"),
+            Found::Number(
+                r1(run.total(self.counters.write_bytes) as f64 / mib / t),
+                "MiB/s",
+            ),
         )
         .detail(
             "read_iops",
-            Found::Number(r1(run.totals[READ_OPS] as f64 / t), "IOPS"),
+            Found::Number(r1(run.total(self.counters.read_ops) as f64 / t), "IOPS"),
         )
         .detail(
             "write_iops",
-            Found::Number(r1(run.totals[WRITE_OPS] as f64 / t), "IOPS"),
+            Found::Number(r1(run.total(self.counters.write_ops) as f64 / t), "IOPS"),
         );
         if self.pattern.needs_layout() {
             f.detail(
@@ -1126,7 +1129,10 @@ impl Stressor for DiskThrash {
             f.per_worker.push(vec![Finding::new(
                 "mib_s",
                 Found::Number(
-                    r1((slot.counters[READ_BYTES] + slot.counters[WRITE_BYTES]) as f64 / mib / t),
+                    r1((slot.counter(self.counters.read_bytes)
+                        + slot.counter(self.counters.write_bytes)) as f64
+                        / mib
+                        / t),
                     "MiB/s",
                 ),
             )]);

@@ -36,7 +36,7 @@ use serde::Serialize;
 
 use common::cgroup::RunCgroup;
 use common::{
-    CommonArgs, Finding, Findings, Found, Host, Metric, RunData, Stressor, Unit, Worker, OPS,
+    CommonArgs, Finding, Findings, Found, Host, MetricId, Metrics, RunData, Stressor, Worker,
 };
 use gate::Gate;
 
@@ -140,6 +140,8 @@ pub struct ForkBomb {
     cpuacct: Option<RunCgroup>,
     #[serde(skip)]
     cgroup_note: String,
+    #[serde(skip)]
+    counters: Counters,
 }
 
 impl ForkBomb {
@@ -170,18 +172,15 @@ const LEAF_NAP: Duration = Duration::from_secs(10);
 /// Children a churn worker has in flight at most.
 const CHURN_BATCH: usize = 16;
 
-/// Metric indices.
-const ATTEMPTS: usize = 1;
-const FAILURES: usize = 2;
-const CAPPED: usize = 3;
-const LIVE: usize = 4;
-static METRICS: [Metric; 5] = [
-    OPS,
-    Metric::total("forks_attempted", Unit::Count),
-    Metric::total("fork_failures", Unit::Count),
-    Metric::total("cap_waits", Unit::Count),
-    Metric::gauge("live_procs", Unit::Count),
-];
+common::metrics! {
+    /// The metrics, each with its handle.
+    struct Counters {
+        attempts: total("forks_attempted", Count),
+        failures: total("fork_failures", Count),
+        capped: total("cap_waits", Count),
+        live: gauge("live_procs", Count),
+    }
+}
 
 /// Run-wide shared words.
 /// Processes forked by the bomb, alive or reserved (raised before the fork).
@@ -262,6 +261,7 @@ impl common::Command for Cli {
             }
         }
         Ok(ForkBomb {
+            counters: Counters::default(),
             mode: self.mode,
             workers,
             max_procs,
@@ -369,7 +369,7 @@ impl ForkBomb {
     /// After a successful fork: the live count, the peak and the gauge.
     #[inline]
     fn note_fork(&self, w: &Worker) {
-        w.add(0, 1);
+        w.add(MetricId::OPS, 1);
         let n = w.global(G_LIVE).fetch_add(1, Relaxed) + 1;
         let peak = w.global(G_PEAK);
         if n > peak.load(Relaxed) {
@@ -393,7 +393,7 @@ impl ForkBomb {
     fn publish(&self, w: &Worker) {
         if w.index == 0 {
             let live = OVERHEAD + self.workers as u64 + w.global(G_LIVE).load(Relaxed);
-            w.set(LIVE, live);
+            w.set(self.counters.live, live);
         }
     }
 
@@ -455,7 +455,7 @@ impl ForkBomb {
                     break;
                 }
                 if !self.room(w) {
-                    w.add(CAPPED, 1);
+                    w.add(self.counters.capped, 1);
                 }
                 std::thread::yield_now();
                 continue;
@@ -476,7 +476,7 @@ impl ForkBomb {
                 if let Some(pass) = pass {
                     gate.leave(pass);
                 }
-                w.add(CAPPED, 1);
+                w.add(self.counters.capped, 1);
                 if hold {
                     break;
                 }
@@ -487,7 +487,7 @@ impl ForkBomb {
                 std::thread::yield_now();
                 continue;
             };
-            w.add(ATTEMPTS, 1);
+            w.add(self.counters.attempts, 1);
             let forked = w.fork();
             if !matches!(forked, Ok(ForkResult::Child)) {
                 if let Some(pass) = pass {
@@ -511,7 +511,7 @@ impl ForkBomb {
                 }
                 Err(e) => {
                     self.release(w, 1);
-                    w.add(FAILURES, 1);
+                    w.add(self.counters.failures, 1);
                     w.errno(e);
                     if matches!(e, Errno::EAGAIN | Errno::ENOMEM) {
                         self.saturate(w);
@@ -556,10 +556,10 @@ impl ForkBomb {
             let mut k = 0;
             while k < CHURN_BATCH {
                 if !self.reserve(w) {
-                    w.add(CAPPED, 1);
+                    w.add(self.counters.capped, 1);
                     break;
                 }
-                w.add(ATTEMPTS, 1);
+                w.add(self.counters.attempts, 1);
                 // SAFETY: the child calls only _exit; the worker is single-threaded.
                 match unsafe { nix::unistd::fork() } {
                     Ok(ForkResult::Child) => {
@@ -573,7 +573,7 @@ impl ForkBomb {
                     }
                     Err(e) => {
                         self.release(w, 1);
-                        w.add(FAILURES, 1);
+                        w.add(self.counters.failures, 1);
                         w.errno(e);
                         break;
                     }
@@ -594,8 +594,8 @@ impl ForkBomb {
 impl Stressor for ForkBomb {
     const NAME: &'static str = "forkbomb";
 
-    fn metrics(&self) -> &'static [Metric] {
-        &METRICS
+    fn metrics(&self) -> &Metrics {
+        &self.counters.list
     }
 
     fn workers(&self) -> usize {
@@ -713,7 +713,7 @@ impl Stressor for ForkBomb {
         let base = OVERHEAD + self.workers as u64;
         let ops = run.totals.first().copied().unwrap_or(0);
         let g = |i: usize| run.globals.get(i).copied().unwrap_or(0);
-        let sampled = run.peaks.get(LIVE).copied().unwrap_or(0);
+        let sampled = run.peak(self.counters.live);
         // Forks between two samples: the bomb's own peak counter is exact.
         let peak = sampled.max(base + g(G_PEAK));
         let mut f = Findings::default();

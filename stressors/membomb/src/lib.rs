@@ -27,8 +27,8 @@ use serde::Serialize;
 
 use common::units::{self, parse_bytes, parse_rate, parse_size, RateKind, SizeSpec};
 use common::{
-    time, CommonArgs, Error, ExitAction, Finding, Findings, Found, Host, Metric, RateCap, RunData,
-    Stressor, Unit, Worker, WorkerEnd, OPS,
+    time, CommonArgs, Error, ExitAction, Finding, Findings, Found, Host, MetricId, Metrics,
+    RateCap, RunData, Stressor, Worker, WorkerEnd,
 };
 
 mod sys;
@@ -150,6 +150,8 @@ pub struct MemBomb {
     base_bytes: u64,
     #[serde(skip)]
     quiet: bool,
+    #[serde(skip)]
+    counters: Counters,
 }
 
 /// No cap, no share: null.
@@ -157,26 +159,21 @@ fn share_or_null<S: serde::Serializer>(share: &u64, s: S) -> Result<S::Ok, S::Er
     Some(*share).filter(|&b| b != u64::MAX).serialize(s)
 }
 
-/// Metric indices.
-const TOUCHED: usize = 1;
-const RESIDENT: usize = 2;
-const LOCKED: usize = 3;
-const FILL: usize = 4;
-const REWRITTEN: usize = 5;
-static METRICS: [Metric; 6] = [
-    // ops: pages written (first touches and rewrites)
-    OPS,
-    // bytes newly mapped and touched (the kernel had to back them)
-    Metric::total("touched_bytes", Unit::Bytes),
-    // bytes each worker holds mapped and touched now
-    Metric::gauge("resident_bytes", Unit::Bytes),
-    // of those, mlocked
-    Metric::gauge("locked_bytes", Unit::Bytes),
-    // time spent mapping and first-touching (not sleeping, not rewriting)
-    Metric::total("fill_ns", Unit::Nanos),
-    // bytes of pages rewritten in `hold` mode
-    Metric::total("rewritten_bytes", Unit::Bytes),
-];
+common::metrics! {
+    /// The metrics, each with its handle (`ops`: pages written (first touches and rewrites)).
+    struct Counters {
+        /// Bytes newly mapped and touched (the kernel had to back them).
+        touched: total("touched_bytes", Bytes),
+        /// Bytes each worker holds mapped and touched now.
+        resident: gauge("resident_bytes", Bytes),
+        /// Of those, mlocked.
+        locked: gauge("locked_bytes", Bytes),
+        /// Time spent mapping and first-touching (not sleeping, not rewriting).
+        fill: total("fill_ns", Nanos),
+        /// Bytes of pages rewritten in `hold` mode.
+        rewritten: total("rewritten_bytes", Bytes),
+    }
+}
 
 /// Global words.
 const G_REACHED: usize = 0; // workers (slots) that reached their share
@@ -235,6 +232,7 @@ impl common::Command for Cli {
             None
         };
         Ok(MemBomb {
+            counters: Counters::default(),
             workers,
             mode: self.mode,
             chunk,
@@ -343,11 +341,11 @@ impl MemBomb {
             touch_pages(&mut m[off..end], page, 1);
             let n = (end - off) as u64;
             let now = time::mono_ns();
-            w.add(FILL, now - t_last);
-            w.add(0, n / self.page);
-            w.add(TOUCHED, n);
+            w.add(self.counters.fill, now - t_last);
+            w.add(MetricId::OPS, n / self.page);
+            w.add(self.counters.touched, n);
             held.resident += n;
-            w.set(RESIDENT, held.resident);
+            w.set(self.counters.resident, held.resident);
             off = end;
             if !w.running() {
                 running = false;
@@ -359,7 +357,7 @@ impl MemBomb {
             match m.lock() {
                 Ok(()) => {
                     held.locked += m.len() as u64;
-                    w.set(LOCKED, held.locked);
+                    w.set(self.counters.locked, held.locked);
                 }
                 Err(e) => {
                     let errno = errno_of(&e);
@@ -391,8 +389,8 @@ impl MemBomb {
                 let end = (off + step).min(m.len());
                 touch_pages(&mut m[off..end], self.page as usize, held.pass);
                 let n = (end - off) as u64;
-                w.add(REWRITTEN, n);
-                w.add(0, n / self.page);
+                w.add(self.counters.rewritten, n);
+                w.add(MetricId::OPS, n / self.page);
                 off = end;
                 if !w.running() {
                     return false;
@@ -422,8 +420,8 @@ impl MemBomb {
 impl Stressor for MemBomb {
     const NAME: &'static str = "membomb";
 
-    fn metrics(&self) -> &'static [Metric] {
-        &METRICS
+    fn metrics(&self) -> &Metrics {
+        &self.counters.list
     }
 
     fn workers(&self) -> usize {
@@ -457,7 +455,7 @@ impl Stressor for MemBomb {
                         break;
                     };
                     held.resident -= m.len() as u64;
-                    w.set(RESIDENT, held.resident);
+                    w.set(self.counters.resident, held.resident);
                 }
             } else if held.resident >= self.share {
                 if !at_cap {
@@ -512,7 +510,10 @@ impl Stressor for MemBomb {
         let mut f = Findings::default();
         let mut fill_total = 0.0;
         for slot in &run.slots {
-            let (bytes, ns) = (slot.counters[TOUCHED], slot.counters[FILL]);
+            let (bytes, ns) = (
+                slot.counter(self.counters.touched),
+                slot.counter(self.counters.fill),
+            );
             let rate = if ns > 0 {
                 bytes as f64 / gib / (ns as f64 / 1e9)
             } else {
@@ -524,7 +525,7 @@ impl Stressor for MemBomb {
                 Found::Number(round3(rate), "GiB/s"),
             )]);
         }
-        let peak = run.peaks[RESIDENT];
+        let peak = run.peak(self.counters.resident);
         let enomem = run
             .errors
             .iter()
@@ -532,7 +533,10 @@ impl Stressor for MemBomb {
             .map_or(0, |(_, n)| *n);
         f.detail("mode", Found::Text(common::params::value_name(&self.mode)))
             // In totals and peaks too, under these names for scripts.
-            .detail_report_only("touched_bytes", Found::Bytes(run.totals[TOUCHED]))
+            .detail_report_only(
+                "touched_bytes",
+                Found::Bytes(run.total(self.counters.touched)),
+            )
             .detail_report_only("peak_resident_bytes", Found::Bytes(peak))
             .detail("max_mem_bytes", Found::bytes(self.max_mem))
             // Sum of the workers' own rates (each over its time spent filling).
@@ -556,8 +560,10 @@ impl Stressor for MemBomb {
                     Errno::from_raw(errno as i32)
                 )
             };
-            f.detail("lock", Found::Text(v))
-                .detail_report_only("peak_locked_bytes", Found::Bytes(run.peaks[LOCKED]));
+            f.detail("lock", Found::Text(v)).detail_report_only(
+                "peak_locked_bytes",
+                Found::Bytes(run.peak(self.counters.locked)),
+            );
         }
         if self.hugepages {
             let v = match &self.hugepages_refused {
