@@ -3,9 +3,10 @@ its report must show for the scenario to pass. The qemu driver (scripts/guest-te
 a guest per scenario and architecture, reads guest-init's markers into a Run and hands it
 to the scenario's check.
 
-Adding a stressor: add one Scenario(...) to SCENARIOS: name, binary (in dist/<target>/),
-args, duration (how long it should run), timeout (/init kills it past that:
-exit=timeout), check(Run) -> list of problems, and optionally summary(Run) -> one line.
+Adding a stressor: add one Scenario(...) to SCENARIOS (guest-test names every crate under
+stressors/ that has none): name, binary (in dist/<target>/), args, duration (how long it
+should run), timeout (/init kills it past that: exit=timeout), check(Run) -> list of
+problems, and optionally summary(Run) -> one line.
 """
 
 import dataclasses

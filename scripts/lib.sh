@@ -1,7 +1,8 @@
 # Shared by the scripts in this folder: installs what they need, on a fresh machine too.
 # Source it; it defines functions only.
 
-# The stressor binaries: every crate under stressors/.
+# The stressor binaries: every crate under stressors/. That folder is the one list of them:
+# the workspace members (a glob), scripts/dist, packaging, gen-docs' test and guest-test read it.
 stressors() {
     local d
     for d in "$ROOT"/stressors/*/; do

@@ -333,6 +333,12 @@ def build_initramfs(arch, init: Path, bins, mods, dest: Path):
 DIST = ROOT / "dist"
 
 
+def stressors():
+    """The stressor binaries: every crate under stressors/, the one list of them (as
+    scripts/lib.sh's `stressors`)."""
+    return sorted(d.name for d in (ROOT / "stressors").iterdir() if (d / "Cargo.toml").is_file())
+
+
 def dist_bins(arch, dist=DIST):
     """The ELF files of dist/<target>/ (None where that folder is missing)."""
     d = dist / ARCHES[arch]["target"]

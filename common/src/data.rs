@@ -1,4 +1,5 @@
-//! The plain data of a run: what a stressor counts ([`Metric`]), what the supervisor learned
+//! The plain data of a run: what a stressor counts ([`Metric`], declared in [`Metrics`],
+//! named by [`MetricId`]), what the supervisor learned
 //! ([`RunData`]), and what a stressor found ([`Findings`]). Values only: this module imports
 //! nothing of the run loop, the report or the terminal, so every layer above can use it.
 
@@ -68,6 +69,95 @@ impl Metric {
 
 /// The first metric of every stressor: its own unit of work (bogo ops, in stress-ng's words).
 pub const OPS: Metric = Metric::total("ops", Unit::Count);
+
+/// A handle on one of a stressor's metrics, handed out by [`Metrics`] as the stressor
+/// declares it: what `Worker::add` and [`RunData::total`] take, so no metric is named by a
+/// bare number. Inside, the metric's place in the list (its counter in shared memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricId(usize);
+
+impl MetricId {
+    /// Every stressor's first metric, [`OPS`].
+    pub const OPS: MetricId = MetricId(0);
+
+    /// The metric's place in the stressor's list (and in every per-metric vector).
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// A stressor's metrics, owned by its plan: [`OPS`] first, then each one the stressor
+/// declares with [`Metrics::total`] or [`Metrics::gauge`], which return its handle.
+/// `Stressor::metrics` lends the list (it derefs to `[Metric]`).
+#[derive(Debug, Clone)]
+pub struct Metrics(Vec<Metric>);
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics(vec![OPS])
+    }
+}
+
+impl Metrics {
+    /// Declares a metric that only grows (operations, bytes written).
+    pub fn total(&mut self, name: &'static str, unit: Unit) -> MetricId {
+        self.push(Metric::total(name, unit))
+    }
+
+    /// Declares a level that goes up and down (resident bytes, live processes).
+    pub fn gauge(&mut self, name: &'static str, unit: Unit) -> MetricId {
+        self.push(Metric::gauge(name, unit))
+    }
+
+    fn push(&mut self, m: Metric) -> MetricId {
+        self.0.push(m);
+        MetricId(self.0.len() - 1)
+    }
+}
+
+/// Declares a stressor's metrics as a struct of handles with their list (`ops` first,
+/// then these, in order): a field for each metric, `total` or `gauge`, its report name and
+/// its [`Unit`]. `Default` builds it; the plan keeps one and lends `list` as its
+/// `Stressor::metrics`.
+///
+/// ```ignore
+/// common::metrics! {
+///     struct Counters {
+///         /// Bytes written.
+///         written: total("write_bytes", Bytes),
+///         resident: gauge("resident_bytes", Bytes),
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! metrics {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident {
+        $($(#[$fmeta:meta])* $field:ident: $kind:ident($metric:literal, $unit:ident)),* $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        $vis struct $name {
+            /// Every metric, `ops` first, in the order declared.
+            pub list: $crate::data::Metrics,
+            $($(#[$fmeta])* pub $field: $crate::data::MetricId,)*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                let mut list = $crate::data::Metrics::default();
+                $(let $field = list.$kind($metric, $crate::data::Unit::$unit);)*
+                $name { list, $($field),* }
+            }
+        }
+    };
+}
+
+impl std::ops::Deref for Metrics {
+    type Target = [Metric];
+    fn deref(&self) -> &[Metric] {
+        &self.0
+    }
+}
 
 /// How a worker ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +239,13 @@ pub struct Sample {
     pub latency: Vec<Option<Summary>>,
 }
 
+impl Sample {
+    /// Metric `m` in this sample.
+    pub fn value(&self, m: MetricId) -> u64 {
+        self.values.get(m.0).copied().unwrap_or(0)
+    }
+}
+
 /// One worker slot at the end.
 #[derive(Debug, Clone)]
 pub struct SlotEnd {
@@ -203,7 +300,24 @@ pub struct RunData {
     pub orphans_reaped: u64,
 }
 
+impl SlotEnd {
+    /// Metric `m` of this slot at the end.
+    pub fn counter(&self, m: MetricId) -> u64 {
+        self.counters.get(m.0).copied().unwrap_or(0)
+    }
+}
+
 impl RunData {
+    /// Metric `m` summed over slots at the end.
+    pub fn total(&self, m: MetricId) -> u64 {
+        self.totals.get(m.0).copied().unwrap_or(0)
+    }
+
+    /// Metric `m`'s peak: the highest per-second sample (gauges), or the total.
+    pub fn peak(&self, m: MetricId) -> u64 {
+        self.peaks.get(m.0).copied().unwrap_or(0)
+    }
+
     /// Seconds from the run's start to a moment a worker stamped (CLOCK_MONOTONIC ns; 0 for
     /// never), to the millisecond.
     pub fn since_start(&self, mono_ns: u64) -> Option<f64> {

@@ -22,7 +22,7 @@
 //!
 //! | layer | modules | what |
 //! |---|---|---|
-//! | 0 | `error`, `units`, `time` | errors, units, clocks: no dependencies |
+//! | 0 | `error`, `units`, `time`, `params` | errors, units, clocks, a plan's serialisation helpers: no dependencies |
 //! | 1 | `sys` | one function per platform difference the binaries share (Linux, illumos) |
 //! | 2 | `host`, `cli`, `hist`, `rate`, `shm`, `signals`, `cgroup` | host facts, shared flags, latency histograms, rate caps, shared memory, signal pipe, run cgroups |
 //! | 3 | `data` | plain data of a run: metrics, run data, typed findings |
@@ -45,6 +45,7 @@ pub mod error;
 pub mod hist;
 pub mod host;
 pub mod output;
+pub mod params;
 pub mod program;
 pub mod rate;
 pub mod report;
@@ -61,7 +62,8 @@ pub mod worker;
 
 pub use cli::CommonArgs;
 pub use data::{
-    EndStatus, Finding, Findings, Found, Kind, Metric, Outcome, RunData, Unit, WorkerEnd, OPS,
+    EndStatus, Finding, Findings, Found, Kind, Metric, MetricId, Metrics, Outcome, RunData, Unit,
+    WorkerEnd, OPS,
 };
 pub use error::{Context, Error, Result};
 pub use host::{Host, Limits, ProcessLimit};

@@ -66,19 +66,19 @@ pub struct Status {
     tool: &'static str,
     style: Style,
     enabled: bool,
-    metrics: &'static [Metric],
+    metrics: Vec<Metric>,
     last: Vec<u64>,
     last_t: Duration,
     drawn: bool,
 }
 
 impl Status {
-    pub fn new(tool: &'static str, style: Style, quiet: bool, metrics: &'static [Metric]) -> Self {
+    pub fn new(tool: &'static str, style: Style, quiet: bool, metrics: &[Metric]) -> Self {
         Status {
             tool,
             style,
             enabled: style.tty && !quiet,
-            metrics,
+            metrics: metrics.to_vec(),
             last: vec![0; metrics.len()],
             last_t: Duration::ZERO,
             drawn: false,

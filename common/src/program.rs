@@ -109,7 +109,13 @@ fn effective<S: Stressor>(c: &CommonArgs, s: &S) -> Map<String, Value> {
     if let Some(seed) = c.seed {
         m.insert("seed".into(), seed.into());
     }
-    m.extend(s.params());
+    match serde_json::to_value(s) {
+        Ok(Value::Object(own)) => m.extend(own),
+        other => panic!(
+            "{}: the plan must serialise to an object: {other:?}",
+            S::NAME
+        ),
+    }
     m
 }
 
@@ -146,10 +152,10 @@ fn run<C: Command>(probe: fn() -> Host) -> Result<u8> {
     }
 
     let style = output::Style::detect();
-    let metrics = stressor.metrics();
+    let metrics = stressor.metrics().to_vec();
     let prepared = stressor.prepare(&host);
     let run = prepared.and_then(|()| {
-        let mut status = output::Status::new(name, style, common.quiet, metrics);
+        let mut status = output::Status::new(name, style, common.quiet, &metrics);
         supervisor::supervise(&stressor, &common, &mut status)
     });
     // Findings first, while what `prepare` made is still there to be read; then clean up,
@@ -162,7 +168,7 @@ fn run<C: Command>(probe: fn() -> Host) -> Result<u8> {
     }
 
     let parts = Parts {
-        metrics,
+        metrics: &metrics,
         latencies: stressor.latencies(),
         run: &run,
         findings: &findings,
@@ -177,7 +183,7 @@ fn run<C: Command>(probe: fn() -> Host) -> Result<u8> {
         written = written.and(report::Export::export(&report::File(p), &json));
     }
     if !common.quiet {
-        eprint!("{}", output::summary(&report, metrics, &findings, style));
+        eprint!("{}", output::summary(&report, &metrics, &findings, style));
     }
     written?;
     Ok(run.outcome.exit_code())

@@ -4,7 +4,8 @@
 //! summary) is `common`'s. The life cycle, after stress-ng's:
 //!
 //! 1. [`Command::plan`] resolves the flags against the [`Host`] into the stressor value (a
-//!    usage error here exits 2 with nothing started);
+//!    usage error here exits 2 with nothing started); that value serialises (serde) to the
+//!    effective parameters, `params.effective` in the report and `--dry-run`'s plan;
 //! 2. [`Stressor::prepare`] runs once in the supervisor (make a cgroup, check a directory);
 //! 3. the supervisor forks [`Stressor::workers`] processes, each running [`Stressor::work`]
 //!    with a [`Worker`] handle (stop flag, counters, histograms, rate caps) until told to
@@ -25,10 +26,8 @@
 //! - Counters, histograms and rate words live in shared memory made before the first fork;
 //!   a slot is written only by its worker.
 
-use serde_json::{Map, Value};
-
 use crate::cli::CommonArgs;
-use crate::data::{Findings, Metric, RunData, WorkerEnd};
+use crate::data::{Findings, Metrics, RunData, WorkerEnd};
 use crate::error::Result;
 use crate::host::Host;
 use crate::worker::Worker;
@@ -45,17 +44,25 @@ pub enum ExitAction {
 }
 
 /// A stressor: its plan (the value itself) and its worker loop.
-pub trait Stressor {
+///
+/// The plan's `Serialize` gives the effective parameters after every cap: each field by its
+/// name (`#[serde(rename)]` where the report names it otherwise), `#[serde(skip)]` for
+/// what is private to the run (handles, cgroups, counters' ids, `workers`, which `common`
+/// reports itself), `#[serde(skip_serializing_if = "Option::is_none")]` for a note that is
+/// there only sometimes, [`crate::params::as_value_name`] for a flag's enum. It must serialise
+/// to a JSON object.
+pub trait Stressor: serde::Serialize {
     /// The binary's name.
     const NAME: &'static str;
 
-    /// The counters each worker keeps; the first must be [`crate::OPS`].
-    fn metrics(&self) -> &'static [Metric];
+    /// The counters each worker keeps, as the plan declared them ([`Metrics`]: `ops`
+    /// first, each other one with its [`crate::MetricId`]).
+    fn metrics(&self) -> &Metrics;
 
     /// Names of the latency histograms each worker records into (`Worker::record`), in
     /// order: `["read", "write"]`. The report gives their percentiles for the run and for
     /// every second.
-    fn latencies(&self) -> &'static [&'static str] {
+    fn latencies(&self) -> &[&'static str] {
         &[]
     }
 
@@ -67,9 +74,6 @@ pub trait Stressor {
     fn shared_words(&self) -> usize {
         0
     }
-
-    /// The effective parameters after every cap, for `--dry-run` and `params.effective`.
-    fn params(&self) -> Map<String, Value>;
 
     /// Runs in the supervisor before the first worker starts (create a cgroup, a file...).
     /// Must not start a thread.

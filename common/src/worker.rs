@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use nix::errno::Errno;
 use nix::unistd::{ForkResult, Pid};
 
+use crate::data::MetricId;
 use crate::hist::Recorder;
 use crate::rate::{claim, RateCap};
 use crate::shm::{Shared, Slot, ERRNOS};
@@ -70,27 +71,28 @@ impl<'a> Worker<'a> {
         self.shared.slot(self.index)
     }
 
-    /// Adds `n` to metric `m` (an index into the stressor's `metrics()`).
+    /// Adds `n` to metric `m` (one of the stressor's `metrics()`): one relaxed add to this
+    /// worker's counter in shared memory.
     #[inline]
-    pub fn add(&self, m: usize, n: u64) {
-        self.slot().counters[m].fetch_add(n, Relaxed);
+    pub fn add(&self, m: MetricId, n: u64) {
+        self.slot().counters[m.index()].fetch_add(n, Relaxed);
     }
 
     /// Sets metric `m` (a gauge) to `v`.
     #[inline]
-    pub fn set(&self, m: usize, v: u64) {
-        self.slot().counters[m].store(v, Relaxed);
+    pub fn set(&self, m: MetricId, v: u64) {
+        self.slot().counters[m.index()].store(v, Relaxed);
     }
 
     /// The current value of metric `m` in this worker's slot.
-    pub fn get(&self, m: usize) -> u64 {
-        self.slot().counters[m].load(Relaxed)
+    pub fn get(&self, m: MetricId) -> u64 {
+        self.slot().counters[m.index()].load(Relaxed)
     }
 
     /// Metric `m` of worker slot `i` (any worker's): a run-wide view, such as the disk space
     /// every worker takes. Read-only; slots are written by their own workers.
-    pub fn slot_value(&self, i: usize, m: usize) -> u64 {
-        self.shared.slot(i).counters[m].load(Relaxed)
+    pub fn slot_value(&self, i: usize, m: MetricId) -> u64 {
+        self.shared.slot(i).counters[m.index()].load(Relaxed)
     }
 
     /// Whether the worker of slot `i` has ended (the supervisor reaped it and has not

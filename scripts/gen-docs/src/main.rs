@@ -4,7 +4,8 @@
 //! `gen-docs OUT_DIR` makes `OUT_DIR/man/man1/<name>.1` (and one page per subcommand,
 //! `<name>-<sub>.1`), `OUT_DIR/completions/bash/<name>`, `OUT_DIR/completions/zsh/_<name>`
 //! and `OUT_DIR/completions/fish/<name>.fish`. A new stressor is one entry in [`COMMANDS`]
-//! (and one line in Cargo.toml).
+//! (and one line in Cargo.toml): Cargo cannot list dependencies by a glob, so the test
+//! checks [`COMMANDS`] against the one list of stressors, the crates under `stressors/`.
 
 use std::fs;
 use std::io;
@@ -123,14 +124,7 @@ mod tests {
     fn every_binary_gets_pages_and_completions() {
         let dir = std::env::temp_dir().join(format!("gen-docs-test-{}", std::process::id()));
         let files = generate(&dir).unwrap();
-        for name in [
-            "cpubomb",
-            "forkbomb",
-            "membomb",
-            "diskthrash",
-            "netflood",
-            "probe",
-        ] {
+        for name in stressors() {
             let page = fs::read_to_string(dir.join(format!("man/man1/{name}.1"))).unwrap();
             assert!(page.contains(".TH"), "{name}.1 is not a man page");
             assert!(page.contains("duration"), "{name}.1 lacks the shared flags");
@@ -154,6 +148,35 @@ mod tests {
         // A page and three completions per command, and the five subcommands' pages.
         assert_eq!(files.len(), COMMANDS.len() * 4 + 3 + 2);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Every crate under `stressors/` (the one list of the shipped stressors).
+    fn stressors() -> Vec<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../stressors");
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.join("Cargo.toml").is_file())
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn commands_are_the_stressors_and_misbehave() {
+        let mut names: Vec<String> = COMMANDS
+            .iter()
+            .map(|c| c().get_name().to_string())
+            .collect();
+        names.sort();
+        let mut want = stressors();
+        want.push("misbehave".into());
+        want.sort();
+        assert_eq!(
+            names, want,
+            "COMMANDS must hold every crate under stressors/"
+        );
     }
 
     #[test]

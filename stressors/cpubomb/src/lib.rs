@@ -9,9 +9,9 @@
 
 use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
-use serde_json::{Map, Value};
+use serde::Serialize;
 
-use common::{CommonArgs, Findings, Found, Host, Metric, RunData, Stressor, Unit, Worker, OPS};
+use common::{CommonArgs, Findings, Found, Host, MetricId, Metrics, RunData, Stressor, Worker};
 
 /// What each operation computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,16 +22,6 @@ pub enum Method {
     Float,
     /// both, in every operation
     Mixed,
-}
-
-impl Method {
-    fn name(self) -> &'static str {
-        match self {
-            Method::Int => "int",
-            Method::Float => "float",
-            Method::Mixed => "mixed",
-        }
-    }
 }
 
 /// Burn every CPU the guest has: integer and floating point multiply, divide, remainder.
@@ -59,22 +49,27 @@ pub struct Cli {
 }
 
 /// The plan: how many workers, what they compute, how busy they keep.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CpuBomb {
+    #[serde(skip)]
     pub workers: usize,
+    #[serde(serialize_with = "common::params::as_value_name")]
     pub method: Method,
+    #[serde(rename = "load_pct")]
     pub load: u8,
     usable_cpus: usize,
+    #[serde(skip)]
+    counters: Counters,
 }
 
-/// Metric indices.
-const CPU: usize = 1;
-static METRICS: [Metric; 2] = [
-    OPS,
-    // Each worker's own CPU clock (reported as `worker_cpu_s`; `totals.cpu_s` is the whole
-    // run's, from rusage).
-    Metric::total("worker_cpu_ns", Unit::Nanos),
-];
+common::metrics! {
+    /// The metrics, each with its handle (`ops`: multiply-divide-remainder operations).
+    struct Counters {
+        /// Each worker's own CPU clock (reported as `worker_cpu_s`; `totals.cpu_s` is the
+        /// whole run's, from rusage).
+        cpu: total("worker_cpu_ns", Nanos),
+    }
+}
 
 impl common::Command for Cli {
     type Stressor = CpuBomb;
@@ -89,6 +84,7 @@ impl common::Command for Cli {
             method: self.method,
             load: self.load,
             usable_cpus: host.cpus.usable,
+            counters: Counters::default(),
         })
     }
 }
@@ -159,10 +155,10 @@ impl CpuBomb {
         let mut n = 0u32;
         while w.running() {
             ops.run(self.method, BATCH);
-            w.add(0, BATCH);
+            w.add(MetricId::OPS, BATCH);
             n = n.wrapping_add(1);
             if n.is_multiple_of(256) {
-                w.set(CPU, common::time::process_cpu_ns());
+                w.set(self.counters.cpu, common::time::process_cpu_ns());
             }
         }
     }
@@ -179,9 +175,9 @@ impl CpuBomb {
         let mut t0 = common::time::mono_ns() as f64;
         while w.running() {
             ops.run(self.method, BATCH / 4);
-            w.add(0, BATCH / 4);
+            w.add(MetricId::OPS, BATCH / 4);
             let cpu_abs = common::time::process_cpu_ns();
-            w.set(CPU, cpu_abs);
+            w.set(self.counters.cpu, cpu_abs);
             let cpu = (cpu_abs - c0) as f64;
             let wall = common::time::mono_ns() as f64 - t0;
             let owed = p * wall - cpu;
@@ -199,20 +195,12 @@ impl CpuBomb {
 impl Stressor for CpuBomb {
     const NAME: &'static str = "cpubomb";
 
-    fn metrics(&self) -> &'static [Metric] {
-        &METRICS
+    fn metrics(&self) -> &Metrics {
+        &self.counters.list
     }
 
     fn workers(&self) -> usize {
         self.workers
-    }
-
-    fn params(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("method".into(), self.method.name().into());
-        m.insert("load_pct".into(), self.load.into());
-        m.insert("usable_cpus".into(), self.usable_cpus.into());
-        m
     }
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {
@@ -222,7 +210,7 @@ impl Stressor for CpuBomb {
         } else {
             self.duty(w, &mut ops);
         }
-        w.set(CPU, common::time::process_cpu_ns());
+        w.set(self.counters.cpu, common::time::process_cpu_ns());
         Ok(())
     }
 
@@ -230,15 +218,18 @@ impl Stressor for CpuBomb {
         let mut f = Findings::default();
         let mut loads = Vec::with_capacity(run.slots.len());
         for slot in &run.slots {
-            let pct = 100.0 * run.per_s(slot.counters[CPU] as f64 / 1e9);
+            let pct = 100.0 * run.per_s(slot.counter(self.counters.cpu) as f64 / 1e9);
             f.per_worker
                 .push(vec![common::Finding::new("load_pct", Found::Percent(pct))]);
             loads.push(pct);
         }
         let avg = loads.iter().sum::<f64>() / loads.len().max(1) as f64;
-        f.detail("method", Found::Text(self.method.name().into()))
-            .detail("target_load_pct", Found::Count(self.load.into()))
-            .detail("load_pct", Found::Percent(avg));
+        f.detail(
+            "method",
+            Found::Text(common::params::value_name(&self.method)),
+        )
+        .detail("target_load_pct", Found::Count(self.load.into()))
+        .detail("load_pct", Found::Percent(avg));
         if let Some(ready) = run.workers.ready_s {
             let ms = (ready * 1e4).round() / 10.0;
             f.detail("ready_ms", Found::Number(ms, "ms"));

@@ -30,12 +30,13 @@ use clap::{Parser, ValueEnum};
 use memmap2::MmapMut;
 use nix::errno::Errno;
 use rand::{Rng, SeedableRng};
-use serde_json::{Map, Value};
+use serde::Serialize;
 
+use common::params::value_name;
 use common::units::{self, parse_bytes, parse_rate, parse_size, RateKind, SizeSpec};
 use common::{
-    time, CommonArgs, Error, Finding, Findings, Found, Host, Metric, RateCap, RunData, Stressor,
-    Unit, Worker, OPS,
+    time, CommonArgs, Error, Finding, Findings, Found, Host, MetricId, Metrics, RateCap, RunData,
+    Stressor, Worker,
 };
 
 mod sys;
@@ -62,18 +63,6 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    pub fn name(self) -> &'static str {
-        match self {
-            Pattern::Paper => "paper",
-            Pattern::Randrw => "randrw",
-            Pattern::Randread => "randread",
-            Pattern::Randwrite => "randwrite",
-            Pattern::Read => "read",
-            Pattern::Write => "write",
-            Pattern::Rw => "rw",
-        }
-    }
-
     /// Reads data that must be on disk first.
     fn needs_layout(self) -> bool {
         matches!(
@@ -103,11 +92,25 @@ pub enum Engine {
 }
 
 impl Engine {
-    fn name(self) -> &'static str {
-        match self {
-            Engine::IoUring { .. } => "io_uring",
-            Engine::Psync => "psync",
+    /// As `--engine` names it.
+    fn name(self) -> String {
+        value_name(&match self {
+            Engine::IoUring { .. } => EngineChoice::IoUring,
+            Engine::Psync => EngineChoice::Psync,
+        })
+    }
+}
+
+/// In the plan: `engine`, and `iodepth` with io_uring.
+impl Serialize for Engine {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("engine", &self.name())?;
+        if let Engine::IoUring { depth } = self {
+            m.serialize_entry("iodepth", depth)?;
         }
+        m.end()
     }
 }
 
@@ -226,18 +229,24 @@ pub struct Cli {
 }
 
 /// One directory of the run and its filesystem's budget.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Target {
+    #[serde(serialize_with = "common::params::as_display")]
     pub dir: PathBuf,
     /// Free bytes on its filesystem when planned.
+    #[serde(rename = "free_bytes")]
     pub free: u64,
     /// What the run may take of that filesystem (shared by the directories on it).
+    #[serde(rename = "max_disk_bytes")]
     pub budget: u64,
     /// The free space the run never takes the filesystem below: free - budget.
+    #[serde(rename = "keeps_free_bytes")]
     pub floor: u64,
     /// Workers writing on this filesystem (all its directories).
+    #[serde(skip)]
     pub fs_workers: usize,
     /// Which filesystem of the run (directories on one share its budget).
+    #[serde(skip)]
     pub fs: usize,
     /// Each worker's file, bytes (whole blocks).
     pub file_bytes: u64,
@@ -246,50 +255,65 @@ pub struct Target {
 }
 
 /// The plan.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct DiskThrash {
+    #[serde(skip)]
     pub workers: usize,
+    #[serde(rename = "dirs")]
     pub targets: Vec<Target>,
+    #[serde(rename = "rw", serialize_with = "common::params::as_value_name")]
     pub pattern: Pattern,
-    pub mix: u8,
+    /// Share of reads, percent: in the mixed patterns (randrw, rw) only.
+    #[serde(rename = "mix_read_pct", skip_serializing_if = "Option::is_none")]
+    pub mix: Option<u8>,
+    #[serde(rename = "bs_bytes")]
     pub bs: u64,
+    #[serde(rename = "fsync_every")]
     pub fsync: u64,
     pub direct: bool,
     /// Why --direct could not be had (the run goes on buffered).
+    #[serde(rename = "direct_note", skip_serializing_if = "Option::is_none")]
     pub direct_refused: Option<String>,
+    #[serde(rename = "rate_bytes_s", serialize_with = "common::params::as_rounded")]
     pub rate: Option<f64>,
+    #[serde(serialize_with = "common::params::as_rounded")]
     pub iops: Option<f64>,
+    #[serde(flatten)]
     pub engine: Engine,
     /// Why io_uring is not used (auto fell back).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub engine_note: Option<String>,
     /// How the files are made (O_TMPFILE, or created and unlinked).
     pub files: &'static str,
     pub data_bytes: u64,
+    /// The data as people read it (`2.0 GiB`), beside the bytes.
+    #[serde(rename = "data")]
+    data_shown: String,
     pub max_disk_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub size_note: Option<String>,
+    #[serde(skip)]
     devices0: Vec<(String, DiskStats)>,
+    #[serde(skip)]
     psi0: Option<(u64, u64)>,
+    #[serde(skip)]
     quiet: bool,
+    #[serde(skip)]
+    counters: Counters,
 }
 
-/// Metric indices.
-const READ_BYTES: usize = 1;
-const WRITE_BYTES: usize = 2;
-const READ_OPS: usize = 3;
-const WRITE_OPS: usize = 4;
-const FSYNCS: usize = 5;
-const DISK_BYTES: usize = 6;
-static METRICS: [Metric; 7] = [
-    // ops: I/Os completed, reads and writes
-    OPS,
-    Metric::total("read_bytes", Unit::Bytes),
-    Metric::total("write_bytes", Unit::Bytes),
-    Metric::total("read_ops", Unit::Count),
-    Metric::total("write_ops", Unit::Count),
-    Metric::total("fsyncs", Unit::Count),
-    // space the worker's file takes on disk now
-    Metric::gauge("disk_bytes", Unit::Bytes),
-];
+common::metrics! {
+    /// The metrics, each with its handle (`ops`: I/Os completed, reads and writes).
+    struct Counters {
+        read_bytes: total("read_bytes", Bytes),
+        write_bytes: total("write_bytes", Bytes),
+        read_ops: total("read_ops", Count),
+        write_ops: total("write_ops", Count),
+        fsyncs: total("fsyncs", Count),
+        /// Space the worker's file takes on disk now.
+        disk_bytes: gauge("disk_bytes", Bytes),
+    }
+}
 /// Latency histograms.
 const H_READ: usize = 0;
 const H_WRITE: usize = 1;
@@ -475,10 +499,11 @@ impl common::Command for Cli {
             }
         }
         Ok(DiskThrash {
+            counters: Counters::default(),
             workers,
             targets,
             pattern: self.rw,
-            mix: self.mix,
+            mix: matches!(self.rw, Pattern::Randrw | Pattern::Rw).then_some(self.mix),
             bs: self.bs,
             fsync: self.fsync,
             direct: self.direct && direct_refused.is_none(),
@@ -489,6 +514,7 @@ impl common::Command for Cli {
             engine_note,
             files,
             data_bytes: data,
+            data_shown: units::bytes(data),
             max_disk_bytes: total_budget,
             size_note,
             devices0: Vec::new(),
@@ -611,7 +637,7 @@ impl Io<'_> {
             if free < floor {
                 let ours: u64 = (0..w.slots())
                     .filter(|&i| self.plan.target_of(i).fs == self.target.fs)
-                    .map(|i| w.slot_value(i, DISK_BYTES))
+                    .map(|i| w.slot_value(i, self.plan.counters.disk_bytes))
                     .sum();
                 let allowed = (free + ours).saturating_sub(floor);
                 let share = allowed / self.target.fs_workers as u64;
@@ -623,7 +649,7 @@ impl Io<'_> {
     /// Space the file takes on disk, into the gauge.
     fn publish(&self, w: &mut Worker) {
         if let Ok(m) = self.file.metadata() {
-            w.set(DISK_BYTES, m.blocks() * 512);
+            w.set(self.plan.counters.disk_bytes, m.blocks() * 512);
         }
     }
 
@@ -656,20 +682,20 @@ impl Io<'_> {
 
     /// After a completed I/O: counters, latency, fsync, writeback, cache dropping.
     fn done(&mut self, w: &mut Worker, write: bool, off: u64, n: u64, ns: u64) {
-        w.add(0, 1);
+        w.add(MetricId::OPS, 1);
         let bs = self.plan.bs;
         if write && off + n > self.size {
             // Written past a shrink (an I/O in flight when the file was cut): cut again.
             let _ = self.file.set_len(self.size);
         }
         if write {
-            w.add(WRITE_BYTES, n);
-            w.add(WRITE_OPS, 1);
+            w.add(self.plan.counters.write_bytes, n);
+            w.add(self.plan.counters.write_ops, 1);
             w.record(H_WRITE, ns);
             self.writes += 1;
             if self.plan.fsync > 0 && self.writes.is_multiple_of(self.plan.fsync) {
                 let _ = self.file.sync_data();
-                w.add(FSYNCS, 1);
+                w.add(self.plan.counters.fsyncs, 1);
             }
             if !self.plan.direct {
                 self.written_since_kick += n;
@@ -683,8 +709,8 @@ impl Io<'_> {
                 }
             }
         } else {
-            w.add(READ_BYTES, n);
-            w.add(READ_OPS, 1);
+            w.add(self.plan.counters.read_bytes, n);
+            w.add(self.plan.counters.read_ops, 1);
             w.record(H_READ, ns);
             if !self.plan.direct {
                 self.read_since_drop += n;
@@ -805,9 +831,9 @@ impl DiskThrash {
             }
             match io.file.write_at(&buf[..n], off) {
                 Ok(k) => {
-                    w.add(0, 1);
-                    w.add(WRITE_BYTES, k as u64);
-                    w.add(WRITE_OPS, 1);
+                    w.add(MetricId::OPS, 1);
+                    w.add(self.counters.write_bytes, k as u64);
+                    w.add(self.counters.write_ops, 1);
                     off += k as u64;
                 }
                 Err(e) => {
@@ -963,65 +989,16 @@ impl DiskThrash {
 impl Stressor for DiskThrash {
     const NAME: &'static str = "diskthrash";
 
-    fn metrics(&self) -> &'static [Metric] {
-        &METRICS
+    fn metrics(&self) -> &Metrics {
+        &self.counters.list
     }
 
-    fn latencies(&self) -> &'static [&'static str] {
+    fn latencies(&self) -> &[&'static str] {
         &LATENCIES
     }
 
     fn workers(&self) -> usize {
         self.workers
-    }
-
-    fn params(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        let dirs: Vec<Value> = self
-            .targets
-            .iter()
-            .map(|t| {
-                serde_json::json!({
-                    "dir": t.dir.display().to_string(),
-                    "free_bytes": t.free,
-                    "max_disk_bytes": t.budget,
-                    "keeps_free_bytes": t.floor,
-                    "file_bytes": t.file_bytes,
-                    "device": t.device,
-                })
-            })
-            .collect();
-        m.insert("dirs".into(), dirs.into());
-        m.insert("rw".into(), self.pattern.name().into());
-        if matches!(self.pattern, Pattern::Randrw | Pattern::Rw) {
-            m.insert("mix_read_pct".into(), self.mix.into());
-        }
-        m.insert("bs_bytes".into(), self.bs.into());
-        m.insert("data_bytes".into(), self.data_bytes.into());
-        m.insert("data".into(), units::bytes(self.data_bytes).into());
-        m.insert("max_disk_bytes".into(), self.max_disk_bytes.into());
-        if let Some(n) = &self.size_note {
-            m.insert("size_note".into(), n.clone().into());
-        }
-        m.insert("fsync_every".into(), self.fsync.into());
-        m.insert("direct".into(), self.direct.into());
-        if let Some(n) = &self.direct_refused {
-            m.insert("direct_note".into(), n.clone().into());
-        }
-        m.insert("engine".into(), self.engine.name().into());
-        if let Engine::IoUring { depth } = self.engine {
-            m.insert("iodepth".into(), depth.into());
-        }
-        if let Some(n) = &self.engine_note {
-            m.insert("engine_note".into(), n.clone().into());
-        }
-        m.insert("files".into(), self.files.into());
-        m.insert(
-            "rate_bytes_s".into(),
-            self.rate.map(|r| r.round() as u64).into(),
-        );
-        m.insert("iops".into(), self.iops.map(|r| r.round() as u64).into());
-        m
     }
 
     fn prepare(&mut self, _host: &Host) -> common::Result<()> {
@@ -1043,7 +1020,13 @@ impl Stressor for DiskThrash {
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {
         let mut io = self.open(w)?;
-        let mut gen = Gen::new(self.pattern, self.mix, self.bs, io.size, w.seed);
+        let mut gen = Gen::new(
+            self.pattern,
+            self.mix.unwrap_or(0),
+            self.bs,
+            io.size,
+            w.seed,
+        );
         io.publish(w);
         if self.pattern.needs_layout() {
             self.layout(w, &mut io, &mut gen)?;
@@ -1064,8 +1047,8 @@ impl Stressor for DiskThrash {
         let t = run.stress_s.max(1e-9);
         let mib = (1u64 << 20) as f64;
         let r1 = |v: f64| (v * 10.0).round() / 10.0;
-        f.detail("rw", Found::Text(self.pattern.name().into()))
-            .detail("engine", Found::Text(self.engine.name().into()));
+        f.detail("rw", Found::Text(value_name(&self.pattern)))
+            .detail("engine", Found::Text(self.engine.name()));
         if let Some(n) = &self.engine_note {
             f.detail("engine_note", Found::Text(n.clone()));
         }
@@ -1083,19 +1066,25 @@ impl Stressor for DiskThrash {
         .detail("max_disk_bytes", Found::Bytes(self.max_disk_bytes))
         .detail(
             "read_mib_s",
-            Found::Number(r1(run.totals[READ_BYTES] as f64 / mib / t), "MiB/s"),
+            Found::Number(
+                r1(run.total(self.counters.read_bytes) as f64 / mib / t),
+                "MiB/s",
+            ),
         )
         .detail(
             "write_mib_s",
-            Found::Number(r1(run.totals[WRITE_BYTES] as f64 / mib / t), "MiB/s"),
+            Found::Number(
+                r1(run.total(self.counters.write_bytes) as f64 / mib / t),
+                "MiB/s",
+            ),
         )
         .detail(
             "read_iops",
-            Found::Number(r1(run.totals[READ_OPS] as f64 / t), "IOPS"),
+            Found::Number(r1(run.total(self.counters.read_ops) as f64 / t), "IOPS"),
         )
         .detail(
             "write_iops",
-            Found::Number(r1(run.totals[WRITE_OPS] as f64 / t), "IOPS"),
+            Found::Number(r1(run.total(self.counters.write_ops) as f64 / t), "IOPS"),
         );
         if self.pattern.needs_layout() {
             f.detail(
@@ -1142,7 +1131,10 @@ impl Stressor for DiskThrash {
             f.per_worker.push(vec![Finding::new(
                 "mib_s",
                 Found::Number(
-                    r1((slot.counters[READ_BYTES] + slot.counters[WRITE_BYTES]) as f64 / mib / t),
+                    r1((slot.counter(self.counters.read_bytes)
+                        + slot.counter(self.counters.write_bytes)) as f64
+                        / mib
+                        / t),
                     "MiB/s",
                 ),
             )]);

@@ -32,11 +32,11 @@ use clap::{Parser, ValueEnum};
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
-use serde_json::{Map, Value};
+use serde::Serialize;
 
 use common::cgroup::RunCgroup;
 use common::{
-    CommonArgs, Finding, Findings, Found, Host, Metric, RunData, Stressor, Unit, Worker, OPS,
+    CommonArgs, Finding, Findings, Found, Host, MetricId, Metrics, RunData, Stressor, Worker,
 };
 use gate::Gate;
 
@@ -50,16 +50,6 @@ pub enum Mode {
     Churn,
     /// fill up to the cap, then sleep
     Hold,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Classic => "classic",
-            Mode::Churn => "churn",
-            Mode::Hold => "hold",
-        }
-    }
 }
 
 /// Fork processes until the guest's process table (or the cap) is full.
@@ -107,38 +97,54 @@ pub fn margin(limit: u64) -> u64 {
 }
 
 /// The plan.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct ForkBomb {
+    #[serde(serialize_with = "common::params::as_value_name")]
     pub mode: Mode,
+    #[serde(skip)]
     pub workers: usize,
     /// Most live processes of the run, every one counted.
     pub max_procs: u64,
     /// Where `max_procs` comes from.
+    #[serde(rename = "max_procs_source")]
     pub source: String,
     /// Set when a --max-procs above what the host allows was cut.
+    #[serde(rename = "max_procs_note", skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Processes the workers may fork between them (the shared counter's ceiling): the cap
+    /// less the supervisor, the group leader and the workers.
+    #[serde(rename = "fork_budget")]
+    pub budget: u64,
+    /// Forks the gate lets through at once, two per CPU (classic and hold; churn forks
+    /// without the gate).
+    #[serde(
+        rename = "forks_in_flight_max",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub gate_width: Option<usize>,
+    #[serde(rename = "host_processes_max")]
     pub host_max: Option<u64>,
     /// What the host leaves this run ([`common::Limits::processes_room`]).
+    #[serde(rename = "host_processes_room")]
     pub host_room: Option<u64>,
     /// The run's own pids cgroup, once `prepare` made it.
+    #[serde(skip)]
     cgroup: Option<RunCgroup>,
     /// The run's own cgroup in a separate v1 `freezer` hierarchy, if there is one: teardown
     /// freezes the bomb so that nothing forks while it is being killed.
+    #[serde(skip)]
     freezer: Option<RunCgroup>,
     /// The run's own cgroup in a v1 `cpuacct` hierarchy, if there is one: the CPU time of
     /// every bomb process (v2's pids cgroup counts it itself). See [`ForkBomb::cpu_cgroup`].
+    #[serde(skip)]
     cpuacct: Option<RunCgroup>,
+    #[serde(skip)]
     cgroup_note: String,
-    /// CPUs the bomb may use: the gate lets two forks per CPU through at once.
-    cpus: usize,
+    #[serde(skip)]
+    counters: Counters,
 }
 
 impl ForkBomb {
-    /// Forks the gate lets through at once: two per CPU.
-    fn gate_width(&self) -> usize {
-        2 * self.cpus
-    }
-
     /// The cgroup that counts the CPU time of every bomb process, where there is one: v1's
     /// `cpuacct`, or v2's pids cgroup itself. classic and hold only: their processes ignore
     /// SIGCHLD, so their children are removed unwaited and never reach the supervisor's
@@ -151,11 +157,6 @@ impl ForkBomb {
             .cgroup
             .as_ref()
             .filter(|c| c.version() == common::sys::CgroupVersion::V2))
-    }
-
-    /// Processes the workers may fork between them (the shared counter's ceiling).
-    pub fn budget(&self) -> u64 {
-        self.max_procs - OVERHEAD - self.workers as u64
     }
 }
 
@@ -171,18 +172,15 @@ const LEAF_NAP: Duration = Duration::from_secs(10);
 /// Children a churn worker has in flight at most.
 const CHURN_BATCH: usize = 16;
 
-/// Metric indices.
-const ATTEMPTS: usize = 1;
-const FAILURES: usize = 2;
-const CAPPED: usize = 3;
-const LIVE: usize = 4;
-static METRICS: [Metric; 5] = [
-    OPS,
-    Metric::total("forks_attempted", Unit::Count),
-    Metric::total("fork_failures", Unit::Count),
-    Metric::total("cap_waits", Unit::Count),
-    Metric::gauge("live_procs", Unit::Count),
-];
+common::metrics! {
+    /// The metrics, each with its handle.
+    struct Counters {
+        attempts: total("forks_attempted", Count),
+        failures: total("fork_failures", Count),
+        capped: total("cap_waits", Count),
+        live: gauge("live_procs", Count),
+    }
+}
 
 /// Run-wide shared words.
 /// Processes forked by the bomb, alive or reserved (raised before the fork).
@@ -263,18 +261,20 @@ impl common::Command for Cli {
             }
         }
         Ok(ForkBomb {
+            counters: Counters::default(),
             mode: self.mode,
             workers,
             max_procs,
             source,
             note,
+            budget: max_procs - OVERHEAD - workers as u64,
+            gate_width: (self.mode != Mode::Churn).then(|| 2 * host.cpus.usable.max(1)),
             host_max,
             host_room: host.limits.processes_room,
             cgroup: None,
             freezer: None,
             cpuacct: None,
             cgroup_note: String::new(),
-            cpus: host.cpus.usable.max(1),
         })
     }
 }
@@ -317,7 +317,7 @@ impl ForkBomb {
     #[inline]
     fn reserve(&self, w: &Worker) -> bool {
         let g = self.forked(w);
-        let budget = self.budget();
+        let budget = self.budget;
         let mut cur = g.load(Relaxed);
         loop {
             if cur >= budget {
@@ -346,7 +346,7 @@ impl ForkBomb {
     /// Is there a place under the cap (without taking it)?
     #[inline]
     fn room(&self, w: &Worker) -> bool {
-        self.forked(w).load(Relaxed) < self.budget()
+        self.forked(w).load(Relaxed) < self.budget
     }
 
     /// Gives back places of forks that failed.
@@ -369,7 +369,7 @@ impl ForkBomb {
     /// After a successful fork: the live count, the peak and the gauge.
     #[inline]
     fn note_fork(&self, w: &Worker) {
-        w.add(0, 1);
+        w.add(MetricId::OPS, 1);
         let n = w.global(G_LIVE).fetch_add(1, Relaxed) + 1;
         let peak = w.global(G_PEAK);
         if n > peak.load(Relaxed) {
@@ -380,7 +380,7 @@ impl ForkBomb {
                 return self.publish(w);
             }
             w.global(G_PEAK_NS).fetch_max(t, Relaxed);
-            if n >= self.budget() {
+            if n >= self.budget {
                 let _ = w.global(G_FULL_NS).compare_exchange(0, t, Relaxed, Relaxed);
                 self.saturate(w);
             }
@@ -393,7 +393,7 @@ impl ForkBomb {
     fn publish(&self, w: &Worker) {
         if w.index == 0 {
             let live = OVERHEAD + self.workers as u64 + w.global(G_LIVE).load(Relaxed);
-            w.set(LIVE, live);
+            w.set(self.counters.live, live);
         }
     }
 
@@ -455,7 +455,7 @@ impl ForkBomb {
                     break;
                 }
                 if !self.room(w) {
-                    w.add(CAPPED, 1);
+                    w.add(self.counters.capped, 1);
                 }
                 std::thread::yield_now();
                 continue;
@@ -476,7 +476,7 @@ impl ForkBomb {
                 if let Some(pass) = pass {
                     gate.leave(pass);
                 }
-                w.add(CAPPED, 1);
+                w.add(self.counters.capped, 1);
                 if hold {
                     break;
                 }
@@ -487,7 +487,7 @@ impl ForkBomb {
                 std::thread::yield_now();
                 continue;
             };
-            w.add(ATTEMPTS, 1);
+            w.add(self.counters.attempts, 1);
             let forked = w.fork();
             if !matches!(forked, Ok(ForkResult::Child)) {
                 if let Some(pass) = pass {
@@ -511,7 +511,7 @@ impl ForkBomb {
                 }
                 Err(e) => {
                     self.release(w, 1);
-                    w.add(FAILURES, 1);
+                    w.add(self.counters.failures, 1);
                     w.errno(e);
                     if matches!(e, Errno::EAGAIN | Errno::ENOMEM) {
                         self.saturate(w);
@@ -556,10 +556,10 @@ impl ForkBomb {
             let mut k = 0;
             while k < CHURN_BATCH {
                 if !self.reserve(w) {
-                    w.add(CAPPED, 1);
+                    w.add(self.counters.capped, 1);
                     break;
                 }
-                w.add(ATTEMPTS, 1);
+                w.add(self.counters.attempts, 1);
                 // SAFETY: the child calls only _exit; the worker is single-threaded.
                 match unsafe { nix::unistd::fork() } {
                     Ok(ForkResult::Child) => {
@@ -573,7 +573,7 @@ impl ForkBomb {
                     }
                     Err(e) => {
                         self.release(w, 1);
-                        w.add(FAILURES, 1);
+                        w.add(self.counters.failures, 1);
                         w.errno(e);
                         break;
                     }
@@ -594,36 +594,16 @@ impl ForkBomb {
 impl Stressor for ForkBomb {
     const NAME: &'static str = "forkbomb";
 
-    fn metrics(&self) -> &'static [Metric] {
-        &METRICS
+    fn metrics(&self) -> &Metrics {
+        &self.counters.list
     }
 
     fn workers(&self) -> usize {
         self.workers
     }
 
-    fn params(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("mode".into(), self.mode.name().into());
-        m.insert("max_procs".into(), self.max_procs.into());
-        m.insert("max_procs_source".into(), self.source.clone().into());
-        if let Some(n) = &self.note {
-            m.insert("max_procs_note".into(), n.clone().into());
-        }
-        m.insert("fork_budget".into(), self.budget().into());
-        if self.mode != Mode::Churn {
-            m.insert("forks_in_flight_max".into(), self.gate_width().into());
-        }
-        m.insert("host_processes_max".into(), self.host_max.into());
-        m.insert("host_processes_room".into(), self.host_room.into());
-        m
-    }
-
     fn shared_words(&self) -> usize {
-        match self.mode {
-            Mode::Churn => 0,
-            Mode::Classic | Mode::Hold => Gate::words(self.gate_width()),
-        }
+        self.gate_width.map_or(0, Gate::words)
     }
 
     fn prepare(&mut self, _host: &Host) -> common::Result<()> {
@@ -726,7 +706,7 @@ impl Stressor for ForkBomb {
         let base = OVERHEAD + self.workers as u64;
         let ops = run.totals.first().copied().unwrap_or(0);
         let g = |i: usize| run.globals.get(i).copied().unwrap_or(0);
-        let sampled = run.peaks.get(LIVE).copied().unwrap_or(0);
+        let sampled = run.peak(self.counters.live);
         // Forks between two samples: the bomb's own peak counter is exact.
         let peak = sampled.max(base + g(G_PEAK));
         let mut f = Findings::default();
@@ -735,7 +715,7 @@ impl Stressor for ForkBomb {
         // The same as ops, under the name scripts look for.
         f.totals
             .push(Finding::new("forks_succeeded", Found::Count(ops)).report_only());
-        f.detail("mode", Found::Text(self.mode.name().into()))
+        f.detail("mode", Found::Text(common::params::value_name(&self.mode)))
             .detail("max_procs", Found::Count(self.max_procs));
         if self.mode != Mode::Churn {
             f.detail("nice", Found::Count(BOMB_NICE as u64));
@@ -830,7 +810,7 @@ mod tests {
         assert_eq!(p.max_procs, 32768 - 32);
         assert!(p.source.contains("pid_max"), "{}", p.source);
         let p = plan(&[], &host(Some(200), 32768, 192730)).unwrap();
-        assert_eq!((p.max_procs, p.budget()), (168, 164));
+        assert_eq!((p.max_procs, p.budget), (168, 164));
         assert!(p.source.contains("pids cgroup"), "{}", p.source);
         // A tiny limit keeps three quarters.
         assert_eq!(
@@ -889,7 +869,7 @@ mod tests {
     #[test]
     fn workers_must_fit_under_the_cap() {
         let h = host(None, 32768, 192730);
-        assert_eq!(plan(&["-n", "10", "-w", "7"], &h).unwrap().budget(), 1);
+        assert_eq!(plan(&["-n", "10", "-w", "7"], &h).unwrap().budget, 1);
         let e = plan(&["-n", "10", "-w", "8"], &h).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         // The default worker count shrinks to fit.

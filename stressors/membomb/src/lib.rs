@@ -24,12 +24,12 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use memmap2::MmapMut;
 use nix::errno::Errno;
-use serde_json::{Map, Value};
+use serde::Serialize;
 
 use common::units::{self, parse_bytes, parse_rate, parse_size, RateKind, SizeSpec};
 use common::{
-    time, CommonArgs, Error, ExitAction, Finding, Findings, Found, Host, Metric, RateCap, RunData,
-    Stressor, Unit, Worker, WorkerEnd, OPS,
+    time, CommonArgs, Error, ExitAction, Finding, Findings, Found, Host, MetricId, Metrics,
+    RateCap, RunData, Stressor, Worker, WorkerEnd,
 };
 
 mod sys;
@@ -45,16 +45,6 @@ pub enum Mode {
     Churn,
 }
 
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Grow => "grow",
-            Mode::Hold => "hold",
-            Mode::Churn => "churn",
-        }
-    }
-}
-
 /// How a fresh chunk's pages are made resident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Fill {
@@ -66,16 +56,6 @@ pub enum Fill {
     Touch,
 }
 
-impl Fill {
-    fn name(self) -> &'static str {
-        match self {
-            Fill::Auto => "auto",
-            Fill::Populate => "populate",
-            Fill::Touch => "touch",
-        }
-    }
-}
-
 /// What to do when the kernel OOM-kills a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnOom {
@@ -83,15 +63,6 @@ pub enum OnOom {
     Respawn,
     /// end the run (the report is still written)
     Stop,
-}
-
-impl OnOom {
-    fn name(self) -> &'static str {
-        match self {
-            OnOom::Respawn => "respawn",
-            OnOom::Stop => "stop",
-        }
-    }
 }
 
 fn parse_byte_rate(s: &str) -> Result<f64, String> {
@@ -162,52 +133,70 @@ pub struct Cli {
 }
 
 /// The plan: every size resolved to bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct MemBomb {
+    #[serde(skip)]
     pub workers: usize,
+    #[serde(serialize_with = "common::params::as_value_name")]
     pub mode: Mode,
     /// Bytes mapped at a time (whole pages).
+    #[serde(rename = "chunk_bytes")]
     pub chunk: u64,
     /// The cap over all workers, if any.
+    #[serde(rename = "max_mem_bytes")]
     pub max_mem: Option<u64>,
+    /// The cap as people read it (`512.0 MiB`, or `none`), beside the bytes.
+    #[serde(rename = "max_mem")]
+    max_mem_shown: String,
     /// Each worker's share of the cap (`u64::MAX`: no cap).
+    #[serde(rename = "per_worker_bytes", serialize_with = "share_or_null")]
     pub share: u64,
     /// Bytes per second over all workers, if paced.
+    #[serde(rename = "rate_bytes_s", serialize_with = "common::params::as_rounded")]
     pub rate: Option<f64>,
     pub lock: bool,
     pub hugepages: bool,
     /// Why huge pages cannot be had here (found out while planning).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hugepages_refused: Option<String>,
     /// `Populate` or `Touch`: `auto` is resolved while planning.
+    #[serde(serialize_with = "common::params::as_value_name")]
     pub fill: Fill,
     /// Why `auto` took the touch loop.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub fill_note: Option<String>,
+    #[serde(serialize_with = "common::params::as_value_name")]
     pub on_oom: OnOom,
+    #[serde(rename = "page_bytes")]
     page: u64,
+    #[serde(rename = "memory_base_bytes")]
     base_bytes: u64,
+    #[serde(skip)]
     quiet: bool,
+    #[serde(skip)]
+    counters: Counters,
 }
 
-/// Metric indices.
-const TOUCHED: usize = 1;
-const RESIDENT: usize = 2;
-const LOCKED: usize = 3;
-const FILL: usize = 4;
-const REWRITTEN: usize = 5;
-static METRICS: [Metric; 6] = [
-    // ops: pages written (first touches and rewrites)
-    OPS,
-    // bytes newly mapped and touched (the kernel had to back them)
-    Metric::total("touched_bytes", Unit::Bytes),
-    // bytes each worker holds mapped and touched now
-    Metric::gauge("resident_bytes", Unit::Bytes),
-    // of those, mlocked
-    Metric::gauge("locked_bytes", Unit::Bytes),
-    // time spent mapping and first-touching (not sleeping, not rewriting)
-    Metric::total("fill_ns", Unit::Nanos),
-    // bytes of pages rewritten in `hold` mode
-    Metric::total("rewritten_bytes", Unit::Bytes),
-];
+/// No cap, no share: null.
+fn share_or_null<S: serde::Serializer>(share: &u64, s: S) -> Result<S::Ok, S::Error> {
+    Some(*share).filter(|&b| b != u64::MAX).serialize(s)
+}
+
+common::metrics! {
+    /// The metrics, each with its handle (`ops`: pages written (first touches and rewrites)).
+    struct Counters {
+        /// Bytes newly mapped and touched (the kernel had to back them).
+        touched: total("touched_bytes", Bytes),
+        /// Bytes each worker holds mapped and touched now.
+        resident: gauge("resident_bytes", Bytes),
+        /// Of those, mlocked.
+        locked: gauge("locked_bytes", Bytes),
+        /// Time spent mapping and first-touching (not sleeping, not rewriting).
+        fill: total("fill_ns", Nanos),
+        /// Bytes of pages rewritten in `hold` mode.
+        rewritten: total("rewritten_bytes", Bytes),
+    }
+}
 
 /// Global words.
 const G_REACHED: usize = 0; // workers (slots) that reached their share
@@ -276,10 +265,12 @@ impl common::Command for Cli {
             }
         };
         Ok(MemBomb {
+            counters: Counters::default(),
             workers,
             mode: self.mode,
             chunk,
             max_mem,
+            max_mem_shown: max_mem.map_or("none".to_string(), units::bytes),
             share,
             rate: self.rate,
             lock: self.lock,
@@ -384,11 +375,11 @@ impl MemBomb {
             self.fill_slice(w, &mut m[off..end]);
             let n = (end - off) as u64;
             let now = time::mono_ns();
-            w.add(FILL, now - t_last);
-            w.add(0, n / self.page);
-            w.add(TOUCHED, n);
+            w.add(self.counters.fill, now - t_last);
+            w.add(MetricId::OPS, n / self.page);
+            w.add(self.counters.touched, n);
             held.resident += n;
-            w.set(RESIDENT, held.resident);
+            w.set(self.counters.resident, held.resident);
             off = end;
             if !w.running() {
                 running = false;
@@ -400,7 +391,7 @@ impl MemBomb {
             match m.lock() {
                 Ok(()) => {
                     held.locked += m.len() as u64;
-                    w.set(LOCKED, held.locked);
+                    w.set(self.counters.locked, held.locked);
                 }
                 Err(e) => {
                     let errno = errno_of(&e);
@@ -445,8 +436,8 @@ impl MemBomb {
                 let end = (off + step).min(m.len());
                 touch_pages(&mut m[off..end], self.page as usize, held.pass);
                 let n = (end - off) as u64;
-                w.add(REWRITTEN, n);
-                w.add(0, n / self.page);
+                w.add(self.counters.rewritten, n);
+                w.add(MetricId::OPS, n / self.page);
                 off = end;
                 if !w.running() {
                     return false;
@@ -476,44 +467,12 @@ impl MemBomb {
 impl Stressor for MemBomb {
     const NAME: &'static str = "membomb";
 
-    fn metrics(&self) -> &'static [Metric] {
-        &METRICS
+    fn metrics(&self) -> &Metrics {
+        &self.counters.list
     }
 
     fn workers(&self) -> usize {
         self.workers
-    }
-
-    fn params(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("mode".into(), self.mode.name().into());
-        m.insert("chunk_bytes".into(), self.chunk.into());
-        m.insert("max_mem_bytes".into(), self.max_mem.into());
-        m.insert(
-            "max_mem".into(),
-            self.max_mem.map_or("none".to_string(), units::bytes).into(),
-        );
-        m.insert(
-            "per_worker_bytes".into(),
-            self.max_mem.map(|_| self.share).into(),
-        );
-        m.insert("memory_base_bytes".into(), self.base_bytes.into());
-        m.insert(
-            "rate_bytes_s".into(),
-            self.rate.map(|r| r.round() as u64).into(),
-        );
-        m.insert("lock".into(), self.lock.into());
-        m.insert("hugepages".into(), self.hugepages.into());
-        if let Some(why) = &self.hugepages_refused {
-            m.insert("hugepages_refused".into(), why.clone().into());
-        }
-        m.insert("fill".into(), self.fill.name().into());
-        if let Some(why) = &self.fill_note {
-            m.insert("fill_note".into(), why.clone().into());
-        }
-        m.insert("on_oom".into(), self.on_oom.name().into());
-        m.insert("page_bytes".into(), self.page.into());
-        m
     }
 
     fn prepare(&mut self, _host: &Host) -> common::Result<()> {
@@ -543,7 +502,7 @@ impl Stressor for MemBomb {
                         break;
                     };
                     held.resident -= m.len() as u64;
-                    w.set(RESIDENT, held.resident);
+                    w.set(self.counters.resident, held.resident);
                 }
             } else if held.resident >= self.share {
                 if !at_cap {
@@ -598,7 +557,10 @@ impl Stressor for MemBomb {
         let mut f = Findings::default();
         let mut fill_total = 0.0;
         for slot in &run.slots {
-            let (bytes, ns) = (slot.counters[TOUCHED], slot.counters[FILL]);
+            let (bytes, ns) = (
+                slot.counter(self.counters.touched),
+                slot.counter(self.counters.fill),
+            );
             let rate = if ns > 0 {
                 bytes as f64 / gib / (ns as f64 / 1e9)
             } else {
@@ -610,18 +572,21 @@ impl Stressor for MemBomb {
                 Found::Number(round3(rate), "GiB/s"),
             )]);
         }
-        let peak = run.peaks[RESIDENT];
+        let peak = run.peak(self.counters.resident);
         let enomem = run
             .errors
             .iter()
             .find(|(k, _)| k == "ENOMEM")
             .map_or(0, |(_, n)| *n);
-        f.detail("mode", Found::Text(self.mode.name().into()))
+        f.detail("mode", Found::Text(common::params::value_name(&self.mode)))
             // In totals and peaks too, under these names for scripts.
-            .detail_report_only("touched_bytes", Found::Bytes(run.totals[TOUCHED]))
+            .detail_report_only(
+                "touched_bytes",
+                Found::Bytes(run.total(self.counters.touched)),
+            )
             .detail_report_only("peak_resident_bytes", Found::Bytes(peak))
             .detail("max_mem_bytes", Found::bytes(self.max_mem))
-            .detail("fill", Found::Text(self.fill.name().into()))
+            .detail("fill", Found::Text(common::params::value_name(&self.fill)))
             // Sum of the workers' own rates (each over its time spent filling).
             .detail("fill_gib_s", Found::Number(round3(fill_total), "GiB/s"))
             .detail(
@@ -646,8 +611,10 @@ impl Stressor for MemBomb {
                     Errno::from_raw(errno as i32)
                 )
             };
-            f.detail("lock", Found::Text(v))
-                .detail_report_only("peak_locked_bytes", Found::Bytes(run.peaks[LOCKED]));
+            f.detail("lock", Found::Text(v)).detail_report_only(
+                "peak_locked_bytes",
+                Found::Bytes(run.peak(self.counters.locked)),
+            );
         }
         if self.hugepages {
             let v = match &self.hugepages_refused {

@@ -26,13 +26,14 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use nix::errno::Errno;
-use serde_json::{Map, Value};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use common::units::{parse_rate, RateKind};
 use common::{
-    time, CommonArgs, Error, Findings, Found, Host, Metric, RateCap, RunData, Stressor, Unit,
-    Worker, OPS,
+    time, CommonArgs, Error, Findings, Found, Host, MetricId, Metrics, RateCap, RunData, Stressor,
+    Worker,
 };
 
 #[cfg(target_os = "linux")]
@@ -46,15 +47,6 @@ use sys::UdpRx;
 pub enum Proto {
     Udp,
     Tcp,
-}
-
-impl Proto {
-    fn name(self) -> &'static str {
-        match self {
-            Proto::Udp => "udp",
-            Proto::Tcp => "tcp",
-        }
-    }
 }
 
 /// How datagrams leave.
@@ -238,27 +230,47 @@ pub struct EchoArgs {
     pub listen: Vec<String>,
 }
 
-/// What a run does.
-#[derive(Debug, Clone)]
+/// What a run does; in the plan, `mode` says which.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
 pub enum Plan {
     Send {
         targets: Vec<SocketAddr>,
+        #[serde(serialize_with = "common::params::as_value_name")]
         proto: Proto,
+        #[serde(rename = "size_bytes")]
         size: usize,
+        #[serde(flatten, serialize_with = "rate_keys")]
         rate: Option<Rate>,
-        connections: usize,
+        /// TCP connections per worker (TCP only).
+        #[serde(
+            rename = "connections_per_worker",
+            skip_serializing_if = "Option::is_none"
+        )]
+        connections: Option<usize>,
         echo: bool,
+        /// How datagrams leave ([`NetFlood::engine`]).
+        engine: &'static str,
         /// Datagrams per GSO message (1: no GSO).
+        #[serde(rename = "gso_segments")]
         gso: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
         gso_note: Option<String>,
         allow_broadcast: bool,
         /// The packet engine's way out, one per target (empty: the socket engine).
+        #[serde(
+            rename = "packet_paths",
+            skip_serializing_if = "Vec::is_empty",
+            serialize_with = "packet_paths"
+        )]
         links: Vec<sys::LinkPath>,
         /// Whether the packet engine bypasses the qdisc.
+        #[serde(skip)]
         qdisc_bypass: bool,
     },
     Sink {
         listen: Vec<SocketAddr>,
+        #[serde(serialize_with = "common::params::as_value_name")]
         proto: Proto,
     },
     Echo {
@@ -266,12 +278,53 @@ pub enum Plan {
     },
 }
 
+/// `rate_per_s` or `rate_bytes_s`, or `rate: unlimited`.
+fn rate_keys<S: Serializer>(r: &Option<Rate>, s: S) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(Some(1))?;
+    match r {
+        Some(Rate::Packets(p)) => m.serialize_entry("rate_per_s", p)?,
+        Some(Rate::Bytes(b)) => m.serialize_entry("rate_bytes_s", b)?,
+        None => m.serialize_entry("rate", "unlimited")?,
+    }
+    m.end()
+}
+
+/// Each way out: interface, source, next hop and its MAC, MTU.
+fn packet_paths<S: Serializer>(links: &[sys::LinkPath], s: S) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Path<'a> {
+        interface: &'a str,
+        source: std::net::IpAddr,
+        next_hop: std::net::IpAddr,
+        next_hop_mac: String,
+        mtu: usize,
+    }
+    let mac = |m: &[u8; 6]| m.map(|b| format!("{b:02x}")).join(":");
+    s.collect_seq(links.iter().map(|l| Path {
+        interface: &l.ifname,
+        source: l.src_ip,
+        next_hop: l.next_hop,
+        next_hop_mac: mac(&l.dst_mac),
+        mtu: l.mtu,
+    }))
+}
+
 /// The stressor.
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub struct NetFlood {
+    #[serde(skip)]
     pub workers: usize,
+    #[serde(flatten)]
     pub plan: Plan,
+    /// Marks this run's datagrams (so a sink tells runs apart).
+    #[serde(serialize_with = "hex8")]
     run_id: u32,
+    #[serde(skip)]
+    counters: Counters,
+}
+
+fn hex8<S: Serializer>(v: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:08x}"))
 }
 
 /// The header every datagram starts with (little-endian).
@@ -413,22 +466,18 @@ impl Flow {
     }
 }
 
-/// Metric indices.
-const BYTES: usize = 1;
-const ERRORS: usize = 2;
-const ECHOED: usize = 3;
-const SOCKET_DROPS: usize = 4;
-static METRICS: [Metric; 5] = [
-    // ops: datagrams sent (send), received (sink) or reflected (echo); TCP: writes/reads
-    OPS,
-    Metric::total("bytes", Unit::Bytes),
-    // sends or receives that failed (ECONNREFUSED, ENOBUFS...; by errno in `errors`)
-    Metric::total("send_errors", Unit::Count),
-    // send --echo: replies that came back
-    Metric::total("echo_replies", Unit::Count),
-    // sink: datagrams the receiving sockets dropped (SO_RXQ_OVFL), last seen per worker
-    Metric::gauge("socket_drops", Unit::Count),
-];
+common::metrics! {
+    /// The metrics, each with its handle (`ops`: datagrams sent (send), received (sink) or reflected (echo); TCP: writes/reads).
+    struct Counters {
+        bytes: total("bytes", Bytes),
+        /// Sends or receives that failed (ECONNREFUSED, ENOBUFS...; by errno in `errors`).
+        errors: total("send_errors", Count),
+        /// Send --echo: replies that came back.
+        echoed: total("echo_replies", Count),
+        /// Sink: datagrams the receiving sockets dropped (SO_RXQ_OVFL), last seen per worker.
+        socket_drops: gauge("socket_drops", Count),
+    }
+}
 static RTT: [&str; 1] = ["rtt"];
 
 /// Datagrams per GSO message at most (the kernel's per-call limit was 64 before 2024).
@@ -508,7 +557,7 @@ impl common::Command for Cli {
                     return Err(Error::usage(format!(
                         "--size {}: from {HEADER} to {max} bytes for {}",
                         a.size,
-                        a.proto.name()
+                        common::params::value_name(&a.proto)
                     )));
                 }
                 if a.echo && a.proto == Proto::Tcp {
@@ -543,8 +592,9 @@ impl common::Command for Cli {
                         proto: a.proto,
                         size: a.size,
                         rate: a.rate,
-                        connections: a.connections,
+                        connections: (a.proto == Proto::Tcp).then_some(a.connections),
                         echo: a.echo,
+                        engine: "",
                         gso,
                         gso_note,
                         allow_broadcast: a.allow_broadcast,
@@ -578,11 +628,16 @@ impl common::Command for Cli {
                 }
             }
         }
-        let nf = NetFlood {
+        let mut nf = NetFlood {
+            counters: Counters::default(),
             workers,
             plan,
             run_id,
         };
+        let named = nf.engine();
+        if let Plan::Send { engine, .. } = &mut nf.plan {
+            *engine = named;
+        }
         // Bind once now, so a port in use or an address we do not have is exit 2, not a
         // run of failing workers.
         match &nf.plan {
@@ -685,12 +740,12 @@ fn bind(addr: SocketAddr, proto: Proto) -> std::io::Result<Socket> {
     Ok(s)
 }
 
-fn count_err(w: &mut Worker, e: Errno) {
-    w.errno(e);
-    w.add(ERRORS, 1);
-}
-
 impl NetFlood {
+    fn count_err(&self, w: &mut Worker, e: Errno) {
+        w.errno(e);
+        w.add(self.counters.errors, 1);
+    }
+
     fn send_udp(&self, w: &mut Worker) -> common::Result<()> {
         let Plan::Send {
             targets,
@@ -758,7 +813,7 @@ impl NetFlood {
                 match sys::udp_send(fd, &buf, size, gso, full) {
                     Ok(k) => sent += k,
                     Err(e) => {
-                        count_err(w, e);
+                        self.count_err(w, e);
                         if e == Errno::ENOBUFS || e == Errno::EAGAIN {
                             std::thread::yield_now();
                         }
@@ -768,7 +823,7 @@ impl NetFlood {
             if rest > 0 && sent == full * gso {
                 match sys::udp_send(fd, &buf[full * gso * size..], size, 1, rest) {
                     Ok(k) => sent += k,
-                    Err(e) => count_err(w, e),
+                    Err(e) => self.count_err(w, e),
                 }
             }
             if sent > 0 && sent < n {
@@ -777,14 +832,14 @@ impl NetFlood {
                 // of the first datagram that did not go tells what it was.
                 match sys::udp_send(fd, &buf[sent * size..], size, 1, 1) {
                     Ok(k) => sent += k,
-                    Err(e) => count_err(w, e),
+                    Err(e) => self.count_err(w, e),
                 }
             }
             // Sequence numbers of datagrams the kernel did not take are not reused: they
             // count as lost at the sink, as they were never sent.
             seq += n as u64;
-            w.add(0, sent as u64);
-            w.add(BYTES, (sent * size) as u64);
+            w.add(MetricId::OPS, sent as u64);
+            w.add(self.counters.bytes, (sent * size) as u64);
             if let (Some(rx), Some(rtt)) = (rx.as_mut(), rtt.as_ref()) {
                 self.drain_echo(w, rx, fd, worker, rtt);
             }
@@ -854,7 +909,7 @@ impl NetFlood {
                         // The ring is full: wait for frames in flight (100 ms at most).
                         if let Err(e) = tx.flush(true) {
                             if e != Errno::EAGAIN && e != Errno::EINTR {
-                                count_err(w, e);
+                                self.count_err(w, e);
                             }
                         }
                         if !w.running() {
@@ -871,16 +926,16 @@ impl NetFlood {
             }
             if let Err(e) = tx.flush(false) {
                 if e != Errno::EAGAIN {
-                    count_err(w, e);
+                    self.count_err(w, e);
                 }
             }
             // What the target answers (ICMP port unreachable: ECONNREFUSED) lands on the
             // UDP socket whose port the frames carry.
             if let Ok(Some(e)) = s.take_error() {
-                count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+                self.count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
             }
-            w.add(0, q as u64);
-            w.add(BYTES, (q * size) as u64);
+            w.add(MetricId::OPS, q as u64);
+            w.add(self.counters.bytes, (q * size) as u64);
         }
         // What is still marked goes before the ring is unmapped.
         let _ = tx.flush(true);
@@ -902,7 +957,7 @@ impl NetFlood {
                 Ok(n) => n,
                 Err(Errno::EAGAIN) => return,
                 Err(e) => {
-                    count_err(w, e);
+                    self.count_err(w, e);
                     return;
                 }
             };
@@ -913,7 +968,7 @@ impl NetFlood {
                     if let Some((run, wk, _, sent)) = parse(seg) {
                         if run == self.run_id && wk == worker {
                             rtt.record(now.saturating_sub(sent));
-                            w.add(ECHOED, 1);
+                            w.add(self.counters.echoed, 1);
                         }
                     }
                 }
@@ -938,7 +993,7 @@ impl NetFlood {
         let cap = SendCap::new(*rate, self.workers, *size);
         let mut next = 0usize;
         while w.running() {
-            while conns.len() < *connections && w.running() {
+            while conns.len() < connections.unwrap_or(1) && w.running() {
                 match TcpStream::connect_timeout(&target, Duration::from_millis(500)) {
                     Ok(c) => {
                         // No SO_SNDBUF: setting it turns the kernel's autotuning off
@@ -947,7 +1002,7 @@ impl NetFlood {
                         conns.push(c);
                     }
                     Err(e) => {
-                        count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+                        self.count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
                         w.sleep(Duration::from_millis(100));
                     }
                 }
@@ -961,8 +1016,8 @@ impl NetFlood {
             next = (next + 1) % conns.len();
             match conns[next].write(&buf) {
                 Ok(n) => {
-                    w.add(0, 1);
-                    w.add(BYTES, n as u64);
+                    w.add(MetricId::OPS, 1);
+                    w.add(self.counters.bytes, n as u64);
                 }
                 Err(e)
                     if matches!(
@@ -970,7 +1025,7 @@ impl NetFlood {
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                     ) => {}
                 Err(e) => {
-                    count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+                    self.count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
                     conns.swap_remove(next);
                 }
             }
@@ -988,14 +1043,14 @@ impl NetFlood {
                 Ok(n) => n,
                 Err(Errno::EAGAIN | Errno::EINTR) => 0,
                 Err(e) => {
-                    count_err(w, e);
+                    self.count_err(w, e);
                     0
                 }
             };
             for j in 0..n {
                 let r = rx.get(j);
                 if let Some(d) = r.drops {
-                    w.set(SOCKET_DROPS, d as u64);
+                    w.set(self.counters.socket_drops, d as u64);
                 }
                 let mut k = 0;
                 for seg in r.data.chunks(r.seg) {
@@ -1011,8 +1066,8 @@ impl NetFlood {
                         f.arrive(seq);
                     }
                 }
-                w.add(0, k);
-                w.add(BYTES, r.data.len() as u64);
+                w.add(MetricId::OPS, k);
+                w.add(self.counters.bytes, r.data.len() as u64);
             }
             let now = time::mono_ns();
             if now - last_publish > 200_000_000 {
@@ -1046,12 +1101,12 @@ impl NetFlood {
                     }
                     Ok(n) => {
                         idle = false;
-                        w.add(0, 1);
-                        w.add(BYTES, n as u64);
+                        w.add(MetricId::OPS, 1);
+                        w.add(self.counters.bytes, n as u64);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => {
-                        count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+                        self.count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
                         conns.swap_remove(i);
                         continue;
                     }
@@ -1082,7 +1137,7 @@ impl NetFlood {
                 Ok(n) => n,
                 Err(Errno::EAGAIN | Errno::EINTR) => 0,
                 Err(e) => {
-                    count_err(w, e);
+                    self.count_err(w, e);
                     0
                 }
             };
@@ -1092,10 +1147,10 @@ impl NetFlood {
                 let len = r.data.len() as u64;
                 match rx.reply(fd, j) {
                     Ok(()) => {
-                        w.add(0, k);
-                        w.add(BYTES, len);
+                        w.add(MetricId::OPS, k);
+                        w.add(self.counters.bytes, len);
                     }
-                    Err(e) => count_err(w, e),
+                    Err(e) => self.count_err(w, e),
                 }
             }
         }
@@ -1127,11 +1182,11 @@ fn publish_flows(w: &mut Worker, flows: &[Flow]) {
 impl Stressor for NetFlood {
     const NAME: &'static str = "netflood";
 
-    fn metrics(&self) -> &'static [Metric] {
-        &METRICS
+    fn metrics(&self) -> &Metrics {
+        &self.counters.list
     }
 
-    fn latencies(&self) -> &'static [&'static str] {
+    fn latencies(&self) -> &[&'static str] {
         match &self.plan {
             Plan::Send { echo: true, .. } => &RTT,
             _ => &[],
@@ -1140,80 +1195,6 @@ impl Stressor for NetFlood {
 
     fn workers(&self) -> usize {
         self.workers
-    }
-
-    fn params(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        let list = |v: &[SocketAddr]| -> Value {
-            v.iter().map(|a| a.to_string()).collect::<Vec<_>>().into()
-        };
-        match &self.plan {
-            Plan::Send {
-                targets,
-                proto,
-                size,
-                rate,
-                connections,
-                echo,
-                gso,
-                gso_note,
-                allow_broadcast,
-                links,
-                ..
-            } => {
-                m.insert("mode".into(), "send".into());
-                m.insert("targets".into(), list(targets));
-                m.insert("proto".into(), proto.name().into());
-                m.insert("size_bytes".into(), (*size).into());
-                match rate {
-                    Some(Rate::Packets(p)) => m.insert("rate_per_s".into(), (*p).into()),
-                    Some(Rate::Bytes(b)) => m.insert("rate_bytes_s".into(), (*b).into()),
-                    None => m.insert("rate".into(), "unlimited".into()),
-                };
-                if *proto == Proto::Tcp {
-                    m.insert("connections_per_worker".into(), (*connections).into());
-                }
-                m.insert("echo".into(), (*echo).into());
-                m.insert("engine".into(), self.engine().into());
-                m.insert("gso_segments".into(), (*gso).into());
-                if let Some(n) = gso_note {
-                    m.insert("gso_note".into(), n.clone().into());
-                }
-                m.insert("allow_broadcast".into(), (*allow_broadcast).into());
-                if !links.is_empty() {
-                    let mac = |m: &[u8; 6]| {
-                        m.iter()
-                            .map(|b| format!("{b:02x}"))
-                            .collect::<Vec<_>>()
-                            .join(":")
-                    };
-                    let v: Vec<Value> = links
-                        .iter()
-                        .map(|l| {
-                            let mut o = Map::new();
-                            o.insert("interface".into(), l.ifname.clone().into());
-                            o.insert("source".into(), l.src_ip.to_string().into());
-                            o.insert("next_hop".into(), l.next_hop.to_string().into());
-                            o.insert("next_hop_mac".into(), mac(&l.dst_mac).into());
-                            o.insert("mtu".into(), l.mtu.into());
-                            Value::Object(o)
-                        })
-                        .collect();
-                    m.insert("packet_paths".into(), v.into());
-                }
-            }
-            Plan::Sink { listen, proto } => {
-                m.insert("mode".into(), "sink".into());
-                m.insert("listen".into(), list(listen));
-                m.insert("proto".into(), proto.name().into());
-            }
-            Plan::Echo { listen } => {
-                m.insert("mode".into(), "echo".into());
-                m.insert("listen".into(), list(listen));
-            }
-        }
-        m.insert("run_id".into(), format!("{:08x}", self.run_id).into());
-        m
     }
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {
@@ -1242,7 +1223,10 @@ impl Stressor for NetFlood {
         let mut f = Findings::default();
         let t = run.stress_s.max(1e-9);
         let r1 = |v: f64| (v * 10.0).round() / 10.0;
-        let (ops, bytes) = (run.totals[0] as f64, run.totals[BYTES] as f64);
+        let (ops, bytes) = (
+            run.total(MetricId::OPS) as f64,
+            run.total(self.counters.bytes) as f64,
+        );
         f.detail("engine", Found::Text(self.engine().into()))
             .detail("pps", Found::Number(r1(ops / t), "datagrams/s"))
             .detail(
@@ -1255,10 +1239,10 @@ impl Stressor for NetFlood {
                     f.detail("gso_note", Found::Text(n.clone()));
                 }
                 if *echo {
-                    let replies = run.totals[ECHOED];
+                    let replies = run.total(self.counters.echoed);
                     f.detail("echo_replies", Found::Count(replies)).detail(
                         "echo_lost",
-                        Found::Count(run.totals[0].saturating_sub(replies)),
+                        Found::Count(run.total(MetricId::OPS).saturating_sub(replies)),
                     );
                 }
             }
@@ -1290,7 +1274,10 @@ impl Stressor for NetFlood {
                     .detail("lost", Found::Count(sum(&|x| x.lost())))
                     .detail("reordered", Found::Count(sum(&|x| x.reordered)))
                     .detail("duplicates", Found::Count(sum(&|x| x.duplicates)))
-                    .detail("socket_drops", Found::Count(run.peaks[SOCKET_DROPS]));
+                    .detail(
+                        "socket_drops",
+                        Found::Count(run.peak(self.counters.socket_drops)),
+                    );
                 let rows = flows
                     .iter()
                     .map(|x| {

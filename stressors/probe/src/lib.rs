@@ -33,12 +33,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use clap::Parser;
-use serde_json::{Map, Value};
+use serde::{Serialize, Serializer};
 
 use common::units::{parse_bytes, parse_plain_duration, parse_rate, RateKind};
 use common::{
-    time, CommonArgs, EndStatus, Error, Finding, Findings, Found, Host, Metric, RunData, Stressor,
-    Unit, Worker, OPS,
+    time, CommonArgs, EndStatus, Error, Finding, Findings, Found, Host, MetricId, Metrics, RunData,
+    Stressor, Unit, Worker,
 };
 
 mod sys;
@@ -188,7 +188,7 @@ const CPU_UNIT: u64 = 4000;
 const MEM_READS: usize = 256;
 const MEM_WRITES: usize = 64;
 
-/// The plan.
+/// The plan. Its parameters are [`Probe`]'s `Serialize`.
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub works: Vec<Work>,
@@ -203,12 +203,61 @@ pub struct Probe {
     pub file_bytes: u64,
     pub notes: Vec<String>,
     online_cpus: usize,
-    metrics: &'static [Metric],
-    lats: &'static [&'static str],
-    /// Per kind: metric index of its ops (its good count follows) and its histogram.
-    slots: [Option<(usize, usize)>; 4],
-    m_lost: Option<usize>,
-    m_signals: usize,
+    metrics: Metrics,
+    lats: Vec<&'static str>,
+    /// Per kind: its metrics and histogram ([`KindIds`]), for the kinds that run.
+    slots: [Option<KindIds>; 4],
+    m_lost: Option<MetricId>,
+    /// The signals' metrics, in the order of [`SIGNALS`].
+    m_signals: [MetricId; SIGNALS.len()],
+}
+
+/// A kind's metrics (operations, and those within the SLO) and its latency histogram.
+#[derive(Debug, Clone, Copy)]
+struct KindIds {
+    ops: MetricId,
+    good: MetricId,
+    hist: usize,
+}
+
+/// The plan's parameters: only the kinds that run, and what each of them uses (the plan
+/// keeps one entry per kind, running or not).
+impl Serialize for Probe {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use std::collections::BTreeMap;
+        #[derive(Serialize)]
+        struct Params<'a> {
+            work: Vec<&'static str>,
+            workers_per_kind: usize,
+            rate_per_s: BTreeMap<&'static str, f64>,
+            slo_ms: BTreeMap<&'static str, f64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            echo: Option<SocketAddr>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            dir: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            file_bytes: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            mem_bytes: Option<u64>,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            notes: &'a [String],
+        }
+        let runs = |w| self.works.contains(&w);
+        let per_kind =
+            |v: &dyn Fn(Work) -> f64| self.works.iter().map(|&w| (w.name(), v(w))).collect();
+        Params {
+            work: self.works.iter().map(|w| w.name()).collect(),
+            workers_per_kind: self.per_kind,
+            rate_per_s: per_kind(&|w| self.rates[w.index()]),
+            slo_ms: per_kind(&|w| Self::ms(self.slos_ns[w.index()])),
+            echo: self.echo,
+            dir: runs(Work::Disk).then(|| self.dir.display().to_string()),
+            file_bytes: runs(Work::Disk).then_some(self.file_bytes),
+            mem_bytes: runs(Work::Mem).then_some(self.mem_bytes),
+            notes: &self.notes,
+        }
+        .serialize(s)
+    }
 }
 
 /// Signal metrics, after the kinds': run-queue wait, steal, PSI some (cpu, memory, io).
@@ -359,23 +408,21 @@ impl common::Command for Cli {
         let per_kind = self.common.workers.unwrap_or(1);
 
         // Metrics and histograms of the kinds that run only.
-        let mut metrics = vec![OPS];
+        let mut metrics = Metrics::default();
         let mut lats = Vec::new();
         let mut slots = [None; 4];
         for w in &works {
-            slots[w.index()] = Some((metrics.len(), lats.len()));
-            metrics.push(Metric::total(w.ops_metric(), Unit::Count));
-            metrics.push(Metric::total(w.good_metric(), Unit::Count));
+            slots[w.index()] = Some(KindIds {
+                ops: metrics.total(w.ops_metric(), Unit::Count),
+                good: metrics.total(w.good_metric(), Unit::Count),
+                hist: lats.len(),
+            });
             lats.push(w.name());
         }
-        let m_lost = works.contains(&Work::Net).then(|| {
-            metrics.push(Metric::total("net_lost", Unit::Count));
-            metrics.len() - 1
-        });
-        let m_signals = metrics.len();
-        for s in SIGNALS {
-            metrics.push(Metric::total(s, Unit::Nanos));
-        }
+        let m_lost = works
+            .contains(&Work::Net)
+            .then(|| metrics.total("net_lost", Unit::Count));
+        let m_signals = SIGNALS.map(|s| metrics.total(s, Unit::Nanos));
         Ok(Probe {
             works,
             per_kind,
@@ -388,8 +435,8 @@ impl common::Command for Cli {
             file_bytes,
             notes,
             online_cpus: host.cpus.online.max(1),
-            metrics: metrics.leak(),
-            lats: lats.leak(),
+            metrics,
+            lats,
             slots,
             m_lost,
             m_signals,
@@ -499,8 +546,8 @@ impl Probe {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        let (m_ops, h) = self.slots[kind.index()].expect("a planned kind");
-        let rec = w.histogram(h);
+        let ids = self.slots[kind.index()].expect("a planned kind");
+        let rec = w.histogram(ids.hist);
         let slo = self.slos_ns[kind.index()];
         let period = self.period_ns(kind);
         let t0 = time::mono_ns() + (period * j as f64 / self.per_kind as f64) as u64;
@@ -523,10 +570,10 @@ impl Probe {
                 Op::Done => {
                     let lat = time::mono_ns().saturating_sub(due);
                     rec.record(lat);
-                    w.add(0, 1);
-                    w.add(m_ops, 1);
+                    w.add(MetricId::OPS, 1);
+                    w.add(ids.ops, 1);
                     if lat <= slo {
-                        w.add(m_ops + 1, 1);
+                        w.add(ids.good, 1);
                     }
                 }
                 Op::Lost => w.add(self.m_lost.expect("net has a lost count"), 1),
@@ -535,12 +582,12 @@ impl Probe {
             if alive_at >= next_look {
                 next_look = alive_at + 250_000_000;
                 if let (Some(a), Some(b)) = (runq0, sys::run_queue_wait_ns()) {
-                    w.set(self.m_signals + S_RUNQ, b.saturating_sub(a));
+                    w.set(self.m_signals[S_RUNQ], b.saturating_sub(a));
                 }
             }
         }
         if let (Some(a), Some(b)) = (runq0, sys::run_queue_wait_ns()) {
-            w.set(self.m_signals + S_RUNQ, b.saturating_sub(a));
+            w.set(self.m_signals[S_RUNQ], b.saturating_sub(a));
         }
         w.set_result(&schedule(t0, due(t0, alive_at, period).max(i), true));
         Ok(())
@@ -733,11 +780,11 @@ impl Probe {
         let look = |w: &Worker| {
             if let (Some(a), Some(t)) = (steal0, common::sys::cpu_ticks()) {
                 let ns = (t.steal.saturating_sub(a)) as f64 * 1e9 / hz;
-                w.set(self.m_signals + S_STEAL, ns as u64);
+                w.set(self.m_signals[S_STEAL], ns as u64);
             }
             for (k, r) in PSI.iter().enumerate() {
                 if let (Some(a), Some(p)) = (psi0[k], common::sys::pressure_us(r)) {
-                    w.set(self.m_signals + S_PSI + k, p.0.saturating_sub(a) * 1000);
+                    w.set(self.m_signals[S_PSI + k], p.0.saturating_sub(a) * 1000);
                 }
             }
         };
@@ -760,12 +807,12 @@ fn r3(v: f64) -> f64 {
 impl Stressor for Probe {
     const NAME: &'static str = "probe";
 
-    fn metrics(&self) -> &'static [Metric] {
-        self.metrics
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
-    fn latencies(&self) -> &'static [&'static str] {
-        self.lats
+    fn latencies(&self) -> &[&'static str] {
+        &self.lats
     }
 
     fn workers(&self) -> usize {
@@ -775,41 +822,6 @@ impl Stressor for Probe {
     /// One word per worker of a kind: set once that worker is set up (the start gate).
     fn shared_words(&self) -> usize {
         self.works.len() * self.per_kind
-    }
-
-    fn params(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert(
-            "work".into(),
-            self.works
-                .iter()
-                .map(|w| w.name())
-                .collect::<Vec<_>>()
-                .into(),
-        );
-        m.insert("workers_per_kind".into(), self.per_kind.into());
-        let mut rates = Map::new();
-        let mut slos = Map::new();
-        for w in &self.works {
-            rates.insert(w.name().into(), self.rates[w.index()].into());
-            slos.insert(w.name().into(), Self::ms(self.slos_ns[w.index()]).into());
-        }
-        m.insert("rate_per_s".into(), rates.into());
-        m.insert("slo_ms".into(), slos.into());
-        if let Some(e) = self.echo {
-            m.insert("echo".into(), e.to_string().into());
-        }
-        if self.works.contains(&Work::Disk) {
-            m.insert("dir".into(), self.dir.display().to_string().into());
-            m.insert("file_bytes".into(), self.file_bytes.into());
-        }
-        if self.works.contains(&Work::Mem) {
-            m.insert("mem_bytes".into(), self.mem_bytes.into());
-        }
-        if !self.notes.is_empty() {
-            m.insert("notes".into(), self.notes.clone().into());
-        }
-        m
     }
 
     fn work(&self, w: &mut Worker) -> common::Result<()> {
@@ -840,18 +852,18 @@ impl Stressor for Probe {
             if let Some(why) = failed {
                 died.push(format!("{} ({why})", w.name()));
             }
-            let (m, h) = self.slots[w.index()].expect("planned");
-            let done = run.totals[m];
-            let good = run.totals[m + 1];
+            let ids = self.slots[w.index()].expect("planned");
+            let done = run.total(ids.ops);
+            let good = run.total(ids.good);
             let lost = if *w == Work::Net {
-                self.m_lost.map_or(0, |l| run.totals[l])
+                self.m_lost.map_or(0, |l| run.total(l))
             } else {
                 0
             };
             let (offered, ended) = self.offered(run, *w);
             let offered = offered.max(done + lost);
             let good_pct = (offered > 0).then(|| 100.0 * good as f64 / offered as f64);
-            let lat = run.latency[h];
+            let lat = run.latency[ids.hist];
             let us = |v: Option<u64>| {
                 v.map_or(Found::Missing, |ns| {
                     Found::Number(r3(ns as f64 / 1e3), "us")
@@ -917,17 +929,17 @@ impl Stressor for Probe {
             if dt <= 0.0 {
                 continue;
             }
-            let d = |m: usize| s.values[m].saturating_sub(prev[m]);
+            let d = |m: MetricId| s.value(m).saturating_sub(prev[m.index()]);
             let t = Found::Number(r3(s.t), "s");
             for w in &self.works {
-                let (m, h) = self.slots[w.index()].expect("planned");
+                let ids = self.slots[w.index()].expect("planned");
                 let lost = if *w == Work::Net {
                     self.m_lost.map_or(0, d)
                 } else {
                     0
                 };
-                let (done, good) = (d(m), d(m + 1));
-                let lat = s.latency[h];
+                let (done, good) = (d(ids.ops), d(ids.good));
+                let lat = s.latency[ids.hist];
                 let us = |v: Option<u64>| {
                     v.map_or(Found::Missing, |ns| {
                         Found::Number(r3(ns as f64 / 1e3), "us")
@@ -954,7 +966,7 @@ impl Stressor for Probe {
             }
             let pct = |m: usize, of: f64, on: bool| {
                 if on {
-                    Found::Number(r3(100.0 * d(self.m_signals + m) as f64 / 1e9 / of), "%")
+                    Found::Number(r3(100.0 * d(self.m_signals[m]) as f64 / 1e9 / of), "%")
                 } else {
                     Found::Missing
                 }
@@ -971,7 +983,7 @@ impl Stressor for Probe {
                 (
                     "runq_wait_ms",
                     if runq {
-                        Found::Number(r3(d(self.m_signals + S_RUNQ) as f64 / 1e6), "ms")
+                        Found::Number(r3(d(self.m_signals[S_RUNQ]) as f64 / 1e6), "ms")
                     } else {
                         Found::Missing
                     },
