@@ -4,14 +4,16 @@
 use std::process::ExitCode;
 
 use clap::ArgMatches;
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use serde_json::Value;
 
 use crate::cli::CommonArgs;
 use crate::data::Findings;
 use crate::error::{self, Error, Result};
-use crate::host::Host;
+use crate::host::{self, Host};
 use crate::output;
-use crate::report::{self, Parts, Report};
+use crate::report::{self, Effective, Parts, Plan, Requested};
 use crate::stressor::{Command, Stressor};
 use crate::supervisor;
 use crate::units;
@@ -59,10 +61,10 @@ fn parse<C: Command>() -> Result<(C, ArgMatches), u8> {
 
 /// The flags as given on the command line, by their long names, as raw text; a
 /// subcommand (netflood's `send`) as `mode`, with its own flags.
-fn requested(m: &ArgMatches) -> Map<String, Value> {
-    let mut out = Map::new();
+fn requested(m: &ArgMatches) -> BTreeMap<String, Requested> {
+    let mut out = BTreeMap::new();
     if let Some((name, sub)) = m.subcommand() {
-        out.insert("mode".into(), name.into());
+        out.insert("mode".into(), Requested::Text(name.into()));
         out.extend(requested(sub));
     }
     for id in m.ids() {
@@ -75,35 +77,30 @@ fn requested(m: &ArgMatches) -> Map<String, Value> {
         if m.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
             continue;
         }
-        let vals: Vec<Value> = match m.get_raw(id) {
-            Some(raw) => raw
-                .map(|v| Value::from(v.to_string_lossy().into_owned()))
-                .collect(),
-            _ => vec![Value::Bool(true)],
-        };
-        let v = if vals.len() == 1 {
-            vals.into_iter().next().unwrap()
-        } else {
-            Value::Array(vals)
+        let v = match m.get_raw(id) {
+            Some(raw) => {
+                let mut vals: Vec<String> = raw.map(|v| v.to_string_lossy().into_owned()).collect();
+                if vals.len() == 1 {
+                    Requested::Text(vals.pop().unwrap_or_default())
+                } else {
+                    Requested::Texts(vals)
+                }
+            }
+            None => Requested::Switch(true),
         };
         out.insert(id.replace('_', "-"), v);
     }
     out
 }
 
-fn effective<S: Stressor>(c: &CommonArgs, s: &S) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("duration".into(), c.duration.to_string().into());
-    m.insert(
-        "duration_s".into(),
-        c.duration.as_duration().map(|d| d.as_secs_f64()).into(),
-    );
-    m.insert("workers".into(), s.workers().into());
-    if let Some(seed) = c.seed {
-        m.insert("seed".into(), seed.into());
+fn effective<S: Stressor>(c: &CommonArgs, s: &S) -> Effective {
+    Effective {
+        duration: c.duration.to_string(),
+        duration_s: c.duration.as_duration().map(|d| d.as_secs_f64()),
+        workers: s.workers() as u64,
+        seed: c.seed,
+        own: s.params().into_iter().collect(),
     }
-    m.extend(s.params());
-    m
 }
 
 fn run<C: Command>() -> Result<u8> {
@@ -113,7 +110,7 @@ fn run<C: Command>() -> Result<u8> {
         Err(code) => return Ok(code),
     };
     let common = cli.common().clone();
-    let host = Host::probe();
+    let host = host::probe();
     let mut stressor = cli.plan(&host)?;
     let name = C::Stressor::NAME;
     let params = report::Params {
@@ -159,7 +156,7 @@ fn run<C: Command>() -> Result<u8> {
         run: &run,
         findings: &findings,
     };
-    let report = Report::new(name, host, params, parts);
+    let report = report::make(name, host, params, parts);
     let json = report.to_json();
     let mut written = Ok(());
     if common.json {
@@ -169,7 +166,7 @@ fn run<C: Command>() -> Result<u8> {
         written = written.and(report::Export::export(&report::File(p), &json));
     }
     if !common.quiet {
-        eprint!("{}", output::summary(&report, metrics, &findings, style));
+        eprint!("{}", output::summary(&report, style));
     }
     written?;
     Ok(run.outcome.exit_code())
@@ -178,13 +175,13 @@ fn run<C: Command>() -> Result<u8> {
 fn print_plan(name: &'static str, host: &Host, params: &report::Params, allowed: bool, json: bool) {
     let virt = &host.virtualization;
     if json {
-        let plan = report::Plan {
-            schema: report::PLAN_SCHEMA,
-            tool: name,
-            version: report::VERSION,
-            target: report::TARGET,
-            host,
-            params,
+        let plan = Plan {
+            schema: report::PLAN_SCHEMA.into(),
+            tool: name.into(),
+            version: report::VERSION.into(),
+            target: report::TARGET.into(),
+            host: host.clone(),
+            params: params.clone(),
             allowed,
         };
         println!(
@@ -194,7 +191,9 @@ fn print_plan(name: &'static str, host: &Host, params: &report::Params, allowed:
         return;
     }
     println!("{name} plan (dry run: nothing is started)");
-    for (k, v) in &params.effective {
+    // Every parameter by name, the stressor's own among the common ones, as the JSON has them.
+    let effective = serde_json::to_value(&params.effective).unwrap_or_default();
+    for (k, v) in effective.as_object().into_iter().flatten() {
         let shown = match v {
             Value::String(s) => s.clone(),
             Value::Null => "none".into(),
