@@ -272,7 +272,9 @@ impl Found {
             Found::Missing => Value::Missing,
             Found::Records(rows) => Value::Records(
                 rows.iter()
-                    .map(|r| r.iter().map(|(k, v)| (k.to_string(), v.value())).collect())
+                    .map(|r| {
+                        misbehave_report::map_of(r.iter().map(|(k, v)| (k.to_string(), v.value())))
+                    })
                     .collect(),
             ),
         }

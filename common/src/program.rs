@@ -99,7 +99,7 @@ fn effective<S: Stressor>(c: &CommonArgs, s: &S) -> Effective {
         duration_s: c.duration.as_duration().map(|d| d.as_secs_f64()),
         workers: s.workers() as u64,
         seed: c.seed,
-        own: s.params().into_iter().collect(),
+        own: s.params(),
     }
 }
 
@@ -124,7 +124,7 @@ fn run<C: Command>() -> Result<u8> {
     }
 
     if common.dry_run {
-        print_plan(name, &host, &params, allowed, common.json);
+        print_plan(name, host, params, allowed, common.json);
         return Ok(0);
     }
     if !allowed {
@@ -172,16 +172,15 @@ fn run<C: Command>() -> Result<u8> {
     Ok(run.outcome.exit_code())
 }
 
-fn print_plan(name: &'static str, host: &Host, params: &report::Params, allowed: bool, json: bool) {
-    let virt = &host.virtualization;
+fn print_plan(name: &'static str, host: Host, params: report::Params, allowed: bool, json: bool) {
     if json {
         let plan = Plan {
             schema: report::PLAN_SCHEMA.into(),
             tool: name.into(),
             version: report::VERSION.into(),
             target: report::TARGET.into(),
-            host: host.clone(),
-            params: params.clone(),
+            host,
+            params,
             allowed,
         };
         println!(
@@ -190,16 +189,24 @@ fn print_plan(name: &'static str, host: &Host, params: &report::Params, allowed:
         );
         return;
     }
+    let virt = &host.virtualization;
     println!("{name} plan (dry run: nothing is started)");
     // Every parameter by name, the stressor's own among the common ones, as the JSON has them.
-    let effective = serde_json::to_value(&params.effective).unwrap_or_default();
-    for (k, v) in effective.as_object().into_iter().flatten() {
-        let shown = match v {
-            Value::String(s) => s.clone(),
+    let e = &params.effective;
+    let mut shown = e.own.clone();
+    shown.insert("duration".into(), e.duration.clone().into());
+    shown.insert("duration_s".into(), e.duration_s.into());
+    shown.insert("workers".into(), e.workers.into());
+    if let Some(seed) = e.seed {
+        shown.insert("seed".into(), seed.into());
+    }
+    for (k, v) in shown {
+        let text = match v {
+            Value::String(s) => s,
             Value::Null => "none".into(),
             other => other.to_string(),
         };
-        println!("  {k:<16} {shown}");
+        println!("  {k:<16} {text}");
     }
     println!("  {:<16} {}", "where", virt.describe());
     for e in &virt.evidence {

@@ -11,8 +11,8 @@ use std::io::Write;
 use std::path::Path;
 
 pub use misbehave_report::{
-    Effective, Entry, Latency, Params, PerWorker, Plan, Report, Requested, Sample, Section, Show,
-    Totals, Value, PLAN_SCHEMA, SCHEMA,
+    map_of, Effective, Entry, Latency, Params, PerWorker, Plan, Report, Requested, Sample, Section,
+    Show, Totals, Value, PLAN_SCHEMA, SCHEMA,
 };
 
 use crate::data::{round3, Finding, Findings, Found, Kind, Metric, RunData, Unit};
@@ -61,11 +61,12 @@ fn finding(rank: usize, f: &Finding) -> Entry {
 
 /// Percentiles per histogram name, of those that have any.
 fn latencies(names: &[&'static str], of: &[Option<Summary>]) -> BTreeMap<String, Latency> {
-    names
-        .iter()
-        .zip(of)
-        .filter_map(|(name, s)| Some((name.to_string(), latency(s.as_ref()?))))
-        .collect()
+    map_of(
+        names
+            .iter()
+            .zip(of)
+            .filter_map(|(name, s)| Some((name.to_string(), latency(s.as_ref()?)))),
+    )
 }
 
 /// The report of a run.
@@ -118,22 +119,24 @@ pub fn make(tool: &'static str, host: Host, params: Params, parts: Parts) -> Rep
         let e = finding(next(), f);
         put(&mut peaks, f.name, e);
     }
-    let details = findings
-        .details
-        .iter()
-        .map(|f| (f.name.to_string(), finding(next(), f)))
-        .collect();
+    let details = map_of(
+        findings
+            .details
+            .iter()
+            .map(|f| (f.name.to_string(), finding(next(), f))),
+    );
     let samples = run
         .samples
         .iter()
         .map(|s| Sample {
             t: s.t,
             latency: (!names.is_empty()).then(|| latencies(names, &s.latency)),
-            values: metrics
-                .iter()
-                .zip(&s.values)
-                .map(|(m, v)| (m.report_name(), m.value(*v)))
-                .collect(),
+            values: map_of(
+                metrics
+                    .iter()
+                    .zip(&s.values)
+                    .map(|(m, v)| (m.report_name(), m.value(*v))),
+            ),
         })
         .collect();
     let per_worker = run
@@ -141,12 +144,13 @@ pub fn make(tool: &'static str, host: Host, params: Params, parts: Parts) -> Rep
         .iter()
         .enumerate()
         .map(|(i, slot)| {
-            let mut values: BTreeMap<String, Value> = metrics
-                .iter()
-                .zip(&slot.counters)
-                .filter(|(m, _)| m.kind == Kind::Total)
-                .map(|(m, v)| (m.report_name(), m.value(*v)))
-                .collect();
+            let mut values = map_of(
+                metrics
+                    .iter()
+                    .zip(&slot.counters)
+                    .filter(|(m, _)| m.kind == Kind::Total)
+                    .map(|(m, v)| (m.report_name(), m.value(*v))),
+            );
             for f in findings.per_worker.get(i).into_iter().flatten() {
                 values.insert(f.name.into(), f.value.value());
             }
@@ -185,7 +189,7 @@ pub fn make(tool: &'static str, host: Host, params: Params, parts: Parts) -> Rep
         rates,
         peaks,
         latency: latencies(names, &run.latency),
-        errors: run.errors.iter().cloned().collect(),
+        errors: map_of(run.errors.iter().cloned()),
         samples,
         per_worker,
         details,
