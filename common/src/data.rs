@@ -7,6 +7,8 @@ use std::time::SystemTime;
 
 use nix::sys::signal::Signal;
 
+use misbehave_report::Value;
+
 use crate::hist::Summary;
 
 /// How a metric adds up over workers and time.
@@ -59,10 +61,11 @@ impl Metric {
         }
     }
     /// The value as the report gives it.
-    pub fn value(&self, raw: u64) -> serde_json::Value {
+    pub fn value(&self, raw: u64) -> Value {
         match self.unit {
-            Unit::Nanos => round3(raw as f64 / 1e9).into(),
-            _ => raw.into(),
+            Unit::Count => Value::Count(raw),
+            Unit::Bytes => Value::Bytes(raw),
+            Unit::Nanos => Value::Seconds(round3(raw as f64 / 1e9)),
         }
     }
 }
@@ -202,32 +205,17 @@ impl Outcome {
     }
 }
 
-impl serde::Serialize for Outcome {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
+impl From<Outcome> for misbehave_report::Outcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Completed => Self::Completed,
+            Outcome::Interrupted(_) => Self::Interrupted,
+            Outcome::Failed => Self::Failed,
+        }
     }
 }
 
-/// Worker processes, counted.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct WorkerCounts {
-    /// Worker processes started, respawns included.
-    pub started: u64,
-    /// Ended by themselves with status 0.
-    pub exited: u64,
-    /// Ended by themselves with an error.
-    pub failed: u64,
-    /// Ended by a signal (teardown's SIGKILL after the grace included).
-    pub killed: u64,
-    /// Of the killed, those the kernel's OOM killer took.
-    pub oom_killed: u64,
-    /// Started again in the place of one that ended.
-    pub respawned: u64,
-    /// Seconds from the start until every first-generation worker was in its loop.
-    pub ready_s: Option<f64>,
-    /// Seconds from the start to the first OOM kill of a worker.
-    pub first_oom_s: Option<f64>,
-}
+pub use misbehave_report::WorkerCounts;
 
 /// One per-second sample: seconds since the start, every metric's value (totals
 /// cumulative, gauges summed over workers), and the latency of that second's operations
@@ -385,26 +373,24 @@ impl Found {
         v.map_or(Found::Missing, Found::Bytes)
     }
 
-    /// The value in the JSON report.
-    pub fn json(&self) -> serde_json::Value {
+    /// The value in the report.
+    pub fn value(&self) -> Value {
         match self {
-            Found::Count(n) | Found::Bytes(n) => (*n).into(),
-            Found::Seconds(s) => round3(*s).into(),
-            Found::Percent(p) => ((p * 10.0).round() / 10.0).into(),
-            Found::Number(v, _) => (*v).into(),
-            Found::Text(t) => t.clone().into(),
-            Found::Flag(b) => (*b).into(),
-            Found::Missing => serde_json::Value::Null,
-            Found::Records(rows) => rows
-                .iter()
-                .map(|r| {
-                    r.iter()
-                        .map(|(k, v)| (k.to_string(), v.json()))
-                        .collect::<serde_json::Map<String, serde_json::Value>>()
-                        .into()
-                })
-                .collect::<Vec<serde_json::Value>>()
-                .into(),
+            Found::Count(n) => Value::Count(*n),
+            Found::Bytes(n) => Value::Bytes(*n),
+            Found::Seconds(s) => Value::Seconds(round3(*s)),
+            Found::Percent(p) => Value::Percent((p * 10.0).round() / 10.0),
+            Found::Number(v, unit) => Value::Number(*v, unit.to_string()),
+            Found::Text(t) => Value::Text(t.clone()),
+            Found::Flag(b) => Value::Flag(*b),
+            Found::Missing => Value::Missing,
+            Found::Records(rows) => Value::Records(
+                rows.iter()
+                    .map(|r| {
+                        misbehave_report::map_of(r.iter().map(|(k, v)| (k.to_string(), v.value())))
+                    })
+                    .collect(),
+            ),
         }
     }
 }

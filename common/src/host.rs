@@ -4,242 +4,92 @@
 //! container with a 2 GiB limit on a 64 GiB host, `80%` means 1.6 GiB. (stress-ng resolves
 //! against the host's RAM; its users trip over that.)
 
-use serde::Serialize;
-
 use crate::sys;
 
-/// Facts about the machine this binary runs on, gathered once at start.
-#[derive(Debug, Clone, Serialize)]
-pub struct Host {
-    pub os: &'static str,
-    pub kernel: String,
-    pub arch: &'static str,
-    pub cpus: Cpus,
-    pub memory: Memory,
-    pub limits: Limits,
-    pub virtualization: Virtualization,
-}
+pub use misbehave_report::host::{
+    Cpus, Host, Limits, Memory, ProcessLimit, VirtKind, Virtualization,
+};
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Cpus {
-    /// CPUs online in the guest.
-    pub online: usize,
-    /// CPUs this process may use: its affinity mask, cut to the cgroup's CPU quota.
-    pub usable: usize,
-    /// The cgroup CPU quota in CPUs, if there is one.
-    pub quota: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Memory {
-    pub total_bytes: u64,
-    pub available_bytes: u64,
-    /// The memory cgroup's limit (tightest on the way up), if any.
-    pub cgroup_limit_bytes: Option<u64>,
-    /// What a percentage of memory is taken of: the tighter of available memory and the
-    /// cgroup limit.
-    pub base_bytes: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Limits {
-    pub pids_cgroup_max: Option<u64>,
-    /// Processes counted against `pids_cgroup_max` at start (its `pids.current`, this
-    /// process included).
-    pub pids_cgroup_in_use: Option<u64>,
-    pub pid_max: Option<u64>,
-    pub threads_max: Option<u64>,
-    /// Threads in the whole system at start, kernel threads and this process included:
-    /// what counts against threads-max and pid_max.
-    pub threads_in_use: Option<u64>,
-    pub rlimit_nproc: Option<u64>,
-    /// The tightest of the above (RLIMIT_NPROC only when not root, since it does not bind
-    /// root): how many processes the guest can hold at most.
-    pub processes_max: Option<u64>,
-    /// How many processes this process and its descendants can hold together, as things
-    /// stand at start: the least, over the limits, of a limit minus what the rest of the
-    /// system already counts against it. A guest with 60 threads (kernel threads count)
-    /// and threads-max 3,584 has room for 3,525, not 3,584.
-    pub processes_room: Option<u64>,
-    /// This process's own threads (1, or more under an emulator such as qemu-user, which
-    /// runs threads of its own in it): in the counts above, and not someone else's.
-    #[serde(skip)]
-    pub own_threads: u64,
-}
-
-/// One limit on processes, as [`Limits::tightest`] sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProcessLimit {
-    pub name: &'static str,
-    pub max: u64,
-    /// Processes (threads) other than this one that count against it.
-    pub others: u64,
-}
-
-impl ProcessLimit {
-    /// What it leaves to this process and its descendants.
-    pub fn room(&self) -> u64 {
-        self.max.saturating_sub(self.others)
+/// Where this binary runs, and why it thinks so.
+pub fn detect_virtualization() -> Virtualization {
+    let (hypervisor, mut evidence) = sys::vm_evidence();
+    let (container, cev) = sys::container_evidence();
+    evidence.extend(cev);
+    let zone = sys::zone_name();
+    if let Some(z) = &zone {
+        evidence.push(format!("running in a non-global zone ({z})"));
+    }
+    let kind = if zone.is_some() {
+        VirtKind::Zone
+    } else if container.is_some() {
+        VirtKind::Container
+    } else if hypervisor.is_some() {
+        VirtKind::Vm
+    } else {
+        VirtKind::None
+    };
+    Virtualization {
+        kind,
+        hypervisor,
+        container,
+        zone,
+        evidence,
     }
 }
 
-impl Limits {
-    /// Every known limit on this process's descendants, with what others use of it.
-    pub fn each(&self) -> Vec<ProcessLimit> {
-        let others = |used: Option<u64>| used.map_or(0, |u| u.saturating_sub(self.own_threads));
-        let mut v = Vec::new();
-        let mut add = |name, max: Option<u64>, others| {
-            if let Some(max) = max {
-                v.push(ProcessLimit { name, max, others });
-            }
-        };
-        add(
-            "pids cgroup",
-            self.pids_cgroup_max,
-            others(self.pids_cgroup_in_use),
-        );
-        add("pid_max", self.pid_max, others(self.threads_in_use));
-        add("threads-max", self.threads_max, others(self.threads_in_use));
-        if self.rlimit_nproc.is_some() && self.rlimit_nproc == self.processes_max {
-            // Only where it binds (not root); the user's other processes are not counted.
-            add("RLIMIT_NPROC", self.rlimit_nproc, 0);
-        }
-        v
+/// Gathers the facts about the machine this binary runs on, once at start.
+pub fn probe() -> Host {
+    let (os, kernel) = sys::kernel();
+    let online = sys::online_cpus();
+    let quota = sys::cgroup_cpu_quota();
+    let mut usable = sys::affinity_cpus();
+    if let Some(q) = quota {
+        usable = usable.min((q.ceil() as usize).max(1));
     }
-
-    /// The limit that leaves the least room (the first of equals, in the order of
-    /// [`Limits::each`]).
-    pub fn tightest(&self) -> Option<ProcessLimit> {
-        self.each().into_iter().min_by_key(ProcessLimit::room)
-    }
-}
-
-/// What kind of guest this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VirtKind {
-    Vm,
-    Container,
-    Zone,
-    /// Bare metal, as far as we can tell.
-    None,
-}
-
-/// Where we run, and why we think so.
-#[derive(Debug, Clone, Serialize)]
-pub struct Virtualization {
-    pub kind: VirtKind,
-    pub hypervisor: Option<String>,
-    pub container: Option<String>,
-    pub zone: Option<String>,
-    pub evidence: Vec<String>,
-}
-
-impl Virtualization {
-    pub fn detect() -> Self {
-        let (hypervisor, mut evidence) = sys::vm_evidence();
-        let (container, cev) = sys::container_evidence();
-        evidence.extend(cev);
-        let zone = sys::zone_name();
-        if let Some(z) = &zone {
-            evidence.push(format!("running in a non-global zone ({z})"));
-        }
-        let kind = if zone.is_some() {
-            VirtKind::Zone
-        } else if container.is_some() {
-            VirtKind::Container
-        } else if hypervisor.is_some() {
-            VirtKind::Vm
-        } else {
-            VirtKind::None
-        };
-        Self {
-            kind,
-            hypervisor,
-            container,
-            zone,
-            evidence,
-        }
-    }
-
-    pub fn is_guest(&self) -> bool {
-        self.kind != VirtKind::None
-    }
-
-    /// `container (docker) in a vm (kvm)`
-    pub fn describe(&self) -> String {
-        let mut s = match self.kind {
-            VirtKind::Zone => format!("illumos zone ({})", self.zone.as_deref().unwrap_or("?")),
-            VirtKind::Container => {
-                format!("container ({})", self.container.as_deref().unwrap_or("?"))
-            }
-            VirtKind::Vm => format!("vm ({})", self.hypervisor.as_deref().unwrap_or("?")),
-            VirtKind::None => "bare metal (no hypervisor, container or zone detected)".into(),
-        };
-        if matches!(self.kind, VirtKind::Zone | VirtKind::Container) {
-            if let Some(h) = &self.hypervisor {
-                s += &format!(" in a vm ({h})");
-            }
-        }
-        s
-    }
-}
-
-impl Host {
-    pub fn probe() -> Self {
-        let (os, kernel) = sys::kernel();
-        let online = sys::online_cpus();
-        let quota = sys::cgroup_cpu_quota();
-        let mut usable = sys::affinity_cpus();
-        if let Some(q) = quota {
-            usable = usable.min((q.ceil() as usize).max(1));
-        }
-        let (total, avail) = sys::memory();
-        let cg = sys::cgroup_memory_limit();
-        let base = cg.map_or(avail, |l| l.min(avail));
-        let (pid_max, threads_max) = sys::kernel_process_limits();
-        let (pids_cg, pids_used) =
-            sys::cgroup_pids_limit().map_or((None, None), |(m, u)| (Some(m), u));
-        let nproc = sys::rlimit_nproc();
-        let root = nix::unistd::geteuid().is_root();
-        let processes_max = [
-            pids_cg,
-            pid_max,
-            threads_max,
-            if root { None } else { nproc },
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        let mut limits = Limits {
-            pids_cgroup_max: pids_cg,
-            pids_cgroup_in_use: pids_used,
-            pid_max,
-            threads_max,
-            threads_in_use: sys::threads_in_use(),
-            rlimit_nproc: nproc,
-            processes_max,
-            processes_room: None,
-            own_threads: sys::thread_count().map_or(1, |n| n as u64),
-        };
-        limits.processes_room = limits.tightest().map(|l| l.room());
-        Host {
-            os,
-            kernel,
-            arch: std::env::consts::ARCH,
-            cpus: Cpus {
-                online,
-                usable,
-                quota,
-            },
-            memory: Memory {
-                total_bytes: total,
-                available_bytes: avail,
-                cgroup_limit_bytes: cg,
-                base_bytes: base,
-            },
-            limits,
-            virtualization: Virtualization::detect(),
-        }
+    let (total, avail) = sys::memory();
+    let cg = sys::cgroup_memory_limit();
+    let base = cg.map_or(avail, |l| l.min(avail));
+    let (pid_max, threads_max) = sys::kernel_process_limits();
+    let (pids_cg, pids_used) = sys::cgroup_pids_limit().map_or((None, None), |(m, u)| (Some(m), u));
+    let nproc = sys::rlimit_nproc();
+    let root = nix::unistd::geteuid().is_root();
+    let processes_max = [
+        pids_cg,
+        pid_max,
+        threads_max,
+        if root { None } else { nproc },
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    let mut limits = Limits {
+        pids_cgroup_max: pids_cg,
+        pids_cgroup_in_use: pids_used,
+        pid_max,
+        threads_max,
+        threads_in_use: sys::threads_in_use(),
+        rlimit_nproc: nproc,
+        processes_max,
+        processes_room: None,
+        own_threads: sys::thread_count().map_or(1, |n| n as u64),
+    };
+    limits.processes_room = limits.tightest().map(|l| l.room());
+    Host {
+        os: os.to_string(),
+        kernel,
+        arch: std::env::consts::ARCH.to_string(),
+        cpus: Cpus {
+            online,
+            usable,
+            quota,
+        },
+        memory: Memory {
+            total_bytes: total,
+            available_bytes: avail,
+            cgroup_limit_bytes: cg,
+            base_bytes: base,
+        },
+        limits,
+        virtualization: detect_virtualization(),
     }
 }

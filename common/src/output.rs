@@ -7,10 +7,11 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use crate::data::{Findings, Found, Kind, Metric, Outcome, Unit};
-use crate::report::Report;
+use crate::data::{Kind, Metric, Unit, OPS};
+use crate::report::{Report, Section, Show, Value};
 use crate::supervisor::Progress;
 use crate::units;
+use misbehave_report::Outcome;
 
 pub use crate::error::say;
 
@@ -132,35 +133,55 @@ impl Progress for Status {
     }
 }
 
-/// A finding as people read it; None for what is not known.
-fn show(v: &Found) -> Option<String> {
+/// A value as people read it; None for what is not known.
+fn show(v: &Value) -> Option<String> {
     Some(match v {
-        Found::Count(n) => units::count(*n as f64),
-        Found::Bytes(n) => units::bytes(*n),
-        Found::Seconds(s) => format!("{s:.3}s"),
-        Found::Percent(p) => format!("{p:.1}%"),
-        Found::Number(v, unit) => format!("{v} {unit}"),
-        Found::Text(t) => t.clone(),
-        Found::Flag(b) => b.to_string(),
-        Found::Missing => return None,
-        Found::Records(rows) => format!("{} (see the JSON report)", rows.len()),
+        Value::Count(n) => units::count(*n as f64),
+        Value::Bytes(n) => units::bytes(*n),
+        Value::Seconds(s) => format!("{s:.3}s"),
+        Value::Percent(p) => format!("{p:.1}%"),
+        Value::Number(v, unit) => format!("{v} {unit}"),
+        Value::Text(t) => t.clone(),
+        Value::Flag(b) => b.to_string(),
+        Value::Missing => return None,
+        Value::Records(rows) => format!("{} (see the JSON report)", rows.len()),
     })
+}
+
+/// A metric's value (or rate) as the status line prints it, by the value's unit.
+fn metric_value(unit: &Value, v: f64) -> String {
+    match unit {
+        Value::Bytes(_) => units::bytes(v as u64),
+        Value::Seconds(_) => format!("{:.1}s", v),
+        _ => units::count(v),
+    }
+}
+
+/// Rows in the order of their place: a handful of them, picked smallest first (a sort's code,
+/// once per row type, weighs more than this on binaries held under 1 MiB).
+fn in_order<K, V>(mut rows: Vec<(Show, K, V)>) -> Vec<(Show, K, V)> {
+    let mut out = Vec::with_capacity(rows.len());
+    while let Some(i) = (0..rows.len()).min_by_key(|&i| rows[i].0) {
+        out.push(rows.remove(i));
+    }
+    out
 }
 
 /// The summary for people, printed on stderr at the end of a run: the outcome, the
 /// workers, each metric with its rate or peak, latency, CPU, the stressor's findings,
-/// errors, and where it ran. Drawn from the metrics' and findings' own metadata: internal
-/// clocks (nanosecond metrics), zero totals, missing values and findings marked as shown
-/// elsewhere are left out (the JSON report has everything).
-pub fn summary(r: &Report, metrics: &[Metric], findings: &Findings, style: Style) -> String {
+/// errors, and where it ran. Drawn from the report alone, in the order and with the units
+/// its entries keep ([`Show`]): internal clocks (nanosecond metrics), zero totals, missing
+/// values and findings marked as shown elsewhere are left out (the JSON report has
+/// everything).
+pub fn summary(r: &Report, style: Style) -> String {
     let outcome = match r.outcome {
         Outcome::Completed => style.green(r.outcome.name()),
-        Outcome::Interrupted(_) => style.yellow(r.outcome.name()),
+        Outcome::Interrupted => style.yellow(r.outcome.name()),
         Outcome::Failed => style.red(r.outcome.name()),
     };
     let head = format!(
         "{}: {} after {:.2}s ({}; teardown {:.0}ms)\n",
-        style.bold(r.tool),
+        style.bold(&r.tool),
         outcome,
         r.elapsed_s,
         r.stop_reason,
@@ -186,57 +207,69 @@ pub fn summary(r: &Report, metrics: &[Metric], findings: &Findings, style: Style
             w.started, w.exited, w.failed, w.killed, w.oom_killed, w.respawned
         ),
     ));
-    let num = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_f64());
-    for m in metrics {
-        let name = m.report_name();
-        let row = match m.kind {
-            Kind::Total if m.unit == Unit::Nanos => None,
-            Kind::Total => num(r.totals.get(&name))
-                .filter(|&t| t > 0.0 || m.name == crate::data::OPS.name)
-                .map(|t| {
-                    let rate = num(r.rates.get(&name))
-                        .map(|v| format!(", {}/s", fmt_value(m, v)))
-                        .unwrap_or_default();
-                    format!("{}{rate}", fmt_value(m, t))
-                }),
-            Kind::Gauge => num(r.peaks.get(&name))
-                .filter(|&p| p > 0.0)
-                .map(|p| format!("peak {}", fmt_value(m, p))),
-        };
-        if let Some(v) = row {
-            rows.push((m.name.to_string(), v));
-        }
+    // The metrics in their order: totals with their rate, levels as peaks.
+    let mut metrics: Vec<(Show, &String, Option<String>)> = Vec::new();
+    for (name, e) in &r.totals.counted {
+        let Some(t) = e.value.as_f64() else { continue };
+        let row = (t > 0.0 || name == OPS.name).then(|| {
+            let rate = r
+                .rates
+                .get(name)
+                .map(|v| format!(", {}/s", metric_value(&e.value, *v)))
+                .unwrap_or_default();
+            format!("{}{rate}", metric_value(&e.value, t))
+        });
+        metrics.push((e.show, name, row));
     }
-    for f in findings.totals.iter().chain(&findings.peaks) {
-        if f.summary && !metrics.iter().any(|m| m.report_name() == f.name) {
-            if let Some(v) = show(&f.value) {
-                rows.push((f.name.to_string(), v));
-            }
-        }
+    for (name, e) in &r.peaks {
+        let row = e
+            .value
+            .as_f64()
+            .filter(|&p| p > 0.0)
+            .map(|p| format!("peak {}", metric_value(&e.value, p)));
+        metrics.push((e.show, name, row));
     }
+    metrics.retain(|(show, _, _)| matches!(show, Show::Metric(_)));
+    rows.extend(
+        in_order(metrics)
+            .into_iter()
+            .filter_map(|(_, name, row)| Some((name.clone(), row?))),
+    );
+    // The stressor's own totals and peaks, in the order it gave them.
+    let shown = |s: &Section| -> Vec<(Show, String, String)> {
+        s.iter()
+            .filter(|(_, e)| matches!(e.show, Show::Finding(_)))
+            .filter_map(|(k, e)| Some((e.show, k.clone(), show(&e.value)?)))
+            .collect()
+    };
+    let mut found = shown(&r.totals.counted);
+    found.extend(shown(&r.peaks));
+    rows.extend(in_order(found).into_iter().map(|(_, k, v)| (k, v)));
     for (name, l) in &r.latency {
-        let us = |k: &str| l.get(k).and_then(|v| v.as_f64()).unwrap_or(0.0);
         rows.push((
             format!("{name}_latency"),
             format!(
                 "p50 {}  p99 {}  max {}",
-                units::micros(us("p50_us")),
-                units::micros(us("p99_us")),
-                units::micros(us("max_us"))
+                units::micros(l.p50_us),
+                units::micros(l.p99_us),
+                units::micros(l.max_us)
             ),
         ));
     }
-    if let Some(c) = num(r.totals.get("cpu_s")) {
-        let steal = num(r.totals.get("steal_pct"))
-            .map(|s| format!(", guest steal {s:.1}%"))
-            .unwrap_or_default();
-        rows.push(("cpu".into(), format!("{c:.2}s of CPU{steal}")));
-    }
-    for f in findings.details.iter().filter(|f| f.summary) {
-        if let Some(v) = show(&f.value) {
-            rows.push((f.name.to_string(), v));
-        }
-    }
+    let steal = r
+        .totals
+        .steal_pct
+        .map(|s| format!(", guest steal {s:.1}%"))
+        .unwrap_or_default();
+    rows.push((
+        "cpu".into(),
+        format!("{:.2}s of CPU{steal}", r.totals.cpu_s),
+    ));
+    rows.extend(
+        in_order(shown(&r.details))
+            .into_iter()
+            .map(|(_, k, v)| (k, v)),
+    );
     if !r.errors.is_empty() {
         let e: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} {v}")).collect();
         rows.push(("errors".into(), e.join(", ")));

@@ -4,14 +4,16 @@
 use std::process::ExitCode;
 
 use clap::ArgMatches;
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use serde_json::Value;
 
 use crate::cli::CommonArgs;
 use crate::data::Findings;
 use crate::error::{self, Error, Result};
-use crate::host::Host;
+use crate::host::{self, Host};
 use crate::output;
-use crate::report::{self, Parts, Report};
+use crate::report::{self, Effective, Parts, Plan, Requested};
 use crate::signals;
 use crate::stressor::{Command, Stressor};
 use crate::supervisor;
@@ -19,7 +21,7 @@ use crate::units;
 
 /// The whole program of a stressor binary: `fn main() -> ExitCode { common::main::<Cli>() }`.
 pub fn main<C: Command>() -> ExitCode {
-    main_on::<C>(Host::probe)
+    main_on::<C>(host::probe)
 }
 
 /// As [`main`], on the host `probe` describes: the test-only `testbomb` passes one that can
@@ -66,10 +68,10 @@ fn parse<C: Command>() -> Result<(C, ArgMatches), u8> {
 
 /// The flags as given on the command line, by their long names, as raw text; a
 /// subcommand (netflood's `send`) as `mode`, with its own flags.
-fn requested(m: &ArgMatches) -> Map<String, Value> {
-    let mut out = Map::new();
+fn requested(m: &ArgMatches) -> BTreeMap<String, Requested> {
+    let mut out = BTreeMap::new();
     if let Some((name, sub)) = m.subcommand() {
-        out.insert("mode".into(), name.into());
+        out.insert("mode".into(), Requested::Text(name.into()));
         out.extend(requested(sub));
     }
     for id in m.ids() {
@@ -82,41 +84,36 @@ fn requested(m: &ArgMatches) -> Map<String, Value> {
         if m.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
             continue;
         }
-        let vals: Vec<Value> = match m.get_raw(id) {
-            Some(raw) => raw
-                .map(|v| Value::from(v.to_string_lossy().into_owned()))
-                .collect(),
-            _ => vec![Value::Bool(true)],
-        };
-        let v = if vals.len() == 1 {
-            vals.into_iter().next().unwrap()
-        } else {
-            Value::Array(vals)
+        let v = match m.get_raw(id) {
+            Some(raw) => {
+                let mut vals: Vec<String> = raw.map(|v| v.to_string_lossy().into_owned()).collect();
+                if vals.len() == 1 {
+                    Requested::Text(vals.pop().unwrap_or_default())
+                } else {
+                    Requested::Texts(vals)
+                }
+            }
+            None => Requested::Switch(true),
         };
         out.insert(id.replace('_', "-"), v);
     }
     out
 }
 
-fn effective<S: Stressor>(c: &CommonArgs, s: &S) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert("duration".into(), c.duration.to_string().into());
-    m.insert(
-        "duration_s".into(),
-        c.duration.as_duration().map(|d| d.as_secs_f64()).into(),
-    );
-    m.insert("workers".into(), s.workers().into());
-    if let Some(seed) = c.seed {
-        m.insert("seed".into(), seed.into());
+fn effective<S: Stressor>(c: &CommonArgs, s: &S) -> Effective {
+    Effective {
+        duration: c.duration.to_string(),
+        duration_s: c.duration.as_duration().map(|d| d.as_secs_f64()),
+        workers: s.workers() as u64,
+        seed: c.seed,
+        own: match serde_json::to_value(s) {
+            Ok(Value::Object(own)) => own,
+            other => panic!(
+                "{}: the plan must serialise to an object: {other:?}",
+                S::NAME
+            ),
+        },
     }
-    match serde_json::to_value(s) {
-        Ok(Value::Object(own)) => m.extend(own),
-        other => panic!(
-            "{}: the plan must serialise to an object: {other:?}",
-            S::NAME
-        ),
-    }
-    m
 }
 
 fn run<C: Command>(probe: fn() -> Host) -> Result<u8> {
@@ -141,7 +138,7 @@ fn run<C: Command>(probe: fn() -> Host) -> Result<u8> {
     }
 
     if common.dry_run {
-        print_plan(name, &host, &params, allowed, common.json);
+        print_plan(name, host, params, allowed, common.json);
         return Ok(signals::caught().map_or(0, |s| 128 + s as u8));
     }
     if !allowed {
@@ -173,7 +170,7 @@ fn run<C: Command>(probe: fn() -> Host) -> Result<u8> {
         run: &run,
         findings: &findings,
     };
-    let report = Report::new(name, host, params, parts);
+    let report = report::make(name, host, params, parts);
     let json = report.to_json();
     let mut written = Ok(());
     if common.json {
@@ -183,20 +180,19 @@ fn run<C: Command>(probe: fn() -> Host) -> Result<u8> {
         written = written.and(report::Export::export(&report::File(p), &json));
     }
     if !common.quiet {
-        eprint!("{}", output::summary(&report, &metrics, &findings, style));
+        eprint!("{}", output::summary(&report, style));
     }
     written?;
     Ok(run.outcome.exit_code())
 }
 
-fn print_plan(name: &'static str, host: &Host, params: &report::Params, allowed: bool, json: bool) {
-    let virt = &host.virtualization;
+fn print_plan(name: &'static str, host: Host, params: report::Params, allowed: bool, json: bool) {
     if json {
-        let plan = report::Plan {
-            schema: report::PLAN_SCHEMA,
-            tool: name,
-            version: report::VERSION,
-            target: report::TARGET,
+        let plan = Plan {
+            schema: report::PLAN_SCHEMA.into(),
+            tool: name.into(),
+            version: report::VERSION.into(),
+            target: report::TARGET.into(),
             host,
             params,
             allowed,
@@ -207,14 +203,24 @@ fn print_plan(name: &'static str, host: &Host, params: &report::Params, allowed:
         );
         return;
     }
+    let virt = &host.virtualization;
     println!("{name} plan (dry run: nothing is started)");
-    for (k, v) in &params.effective {
-        let shown = match v {
-            Value::String(s) => s.clone(),
+    // Every parameter by name, the stressor's own among the common ones, as the JSON has them.
+    let e = &params.effective;
+    let mut shown = e.own.clone();
+    shown.insert("duration".into(), e.duration.clone().into());
+    shown.insert("duration_s".into(), e.duration_s.into());
+    shown.insert("workers".into(), e.workers.into());
+    if let Some(seed) = e.seed {
+        shown.insert("seed".into(), seed.into());
+    }
+    for (k, v) in shown {
+        let text = match v {
+            Value::String(s) => s,
             Value::Null => "none".into(),
             other => other.to_string(),
         };
-        println!("  {k:<16} {shown}");
+        println!("  {k:<16} {text}");
     }
     println!("  {:<16} {}", "where", virt.describe());
     for e in &virt.evidence {

@@ -1,98 +1,43 @@
 //! The report: one schema (`misbehave.report/1`) for every binary, published as a JSON
 //! Schema in `common/schema/` and documented in `docs/report.md`.
 //!
-//! Made from the supervisor's [`RunData`], the stressor's metrics and latency histograms,
-//! and the typed [`Findings`] the stressor returns; nothing patches it afterwards. Written
-//! as JSON to stdout (`--json`) and/or to a file (`-o`), also when the run was interrupted.
+//! The types are `misbehave-report`'s (`report/`), shared with the host tools; this module
+//! makes a report of the supervisor's [`RunData`], the stressor's metrics and latency
+//! histograms, and the typed [`Findings`] the stressor returns; nothing patches it
+//! afterwards. Written as JSON to stdout (`--json`) and/or to a file (`-o`), also when the run was interrupted.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+pub use misbehave_report::{
+    map_of, Effective, Entry, Latency, Params, PerWorker, Plan, Report, Requested, Sample, Section,
+    Show, Totals, Value, PLAN_SCHEMA, SCHEMA,
+};
 
-use crate::data::{round3, Findings, Kind, Metric, Outcome, RunData, Unit, WorkerCounts};
+use crate::data::{round3, Finding, Findings, Found, Kind, Metric, RunData, Unit};
 use crate::error::{Context, Result};
 use crate::hist::Summary;
 use crate::host::Host;
 use crate::time;
 
-pub const SCHEMA: &str = "misbehave.report/1";
-pub const PLAN_SCHEMA: &str = "misbehave.plan/1";
-
 /// The target triple this binary was built for.
 pub const TARGET: &str = env!("MISBEHAVE_TARGET");
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Params {
-    /// The flags as given on the command line (raw text).
-    pub requested: Map<String, Value>,
-    /// What the run used after defaults, percentages and caps were resolved.
-    pub effective: Map<String, Value>,
-}
-
-/// What `--dry-run --json` prints (`misbehave.plan/1`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Plan<'a> {
-    pub schema: &'static str,
-    pub tool: &'static str,
-    pub version: &'static str,
-    pub target: &'static str,
-    pub host: &'a Host,
-    pub params: &'a Params,
-    /// Whether it would run here (a guest, or --allow-host).
-    pub allowed: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub schema: &'static str,
-    pub tool: &'static str,
-    pub version: &'static str,
-    pub target: &'static str,
-    pub host: Host,
-    pub params: Params,
-    pub started_at: String,
-    pub ended_at: String,
-    /// Start to the last process gone, teardown included.
-    pub elapsed_s: f64,
-    /// Start to the stop decision: the time rates are computed over.
-    pub stress_s: f64,
-    pub teardown_s: f64,
-    /// "process group", or "freezer, then process group" / "cgroup.kill, then process group"
-    pub teardown_method: String,
-    /// Processes of the run still alive when teardown gave up; 0 in a clean run.
-    pub left_behind: u64,
-    pub outcome: Outcome,
-    pub stop_reason: String,
-    pub exit_code: u8,
-    pub workers: WorkerCounts,
-    pub totals: Map<String, Value>,
-    pub rates: Map<String, Value>,
-    pub peaks: Map<String, Value>,
-    /// Per latency histogram of the stressor: percentiles over the run (microseconds).
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    pub latency: Map<String, Value>,
-    pub errors: Map<String, Value>,
-    pub samples: Vec<Map<String, Value>>,
-    pub per_worker: Vec<Map<String, Value>>,
-    pub details: Map<String, Value>,
-}
-
 /// Percentiles in microseconds, as the report gives them.
-pub fn latency_json(s: &Summary) -> Value {
+pub fn latency(s: &Summary) -> Latency {
     let us = |ns: u64| round3(ns as f64 / 1e3);
-    serde_json::json!({
-        "count": s.count,
-        "min_us": us(s.min_ns),
-        "mean_us": us(s.mean_ns),
-        "p50_us": us(s.p50_ns),
-        "p90_us": us(s.p90_ns),
-        "p99_us": us(s.p99_ns),
-        "p99_9_us": us(s.p99_9_ns),
-        "max_us": us(s.max_ns),
-    })
+    Latency {
+        count: s.count,
+        min_us: us(s.min_ns),
+        mean_us: us(s.mean_ns),
+        p50_us: us(s.p50_ns),
+        p90_us: us(s.p90_ns),
+        p99_us: us(s.p99_ns),
+        p99_9_us: us(s.p99_9_ns),
+        max_us: us(s.max_ns),
+    }
 }
 
 /// The report's parts, made of a run: everything but the host and the parameters.
@@ -103,132 +48,163 @@ pub struct Parts<'a> {
     pub findings: &'a Findings,
 }
 
-impl Report {
-    pub fn new(tool: &'static str, host: Host, params: Params, parts: Parts) -> Self {
-        let Parts {
-            metrics,
-            latencies,
-            run,
-            findings,
-        } = parts;
-        let per_s = |v: u64| round3(run.per_s(v as f64));
-        let mut totals = Map::new();
-        let mut rates = Map::new();
-        let mut peaks = Map::new();
-        for (m, v) in metrics.iter().zip(&run.totals) {
-            if m.kind == Kind::Total {
-                totals.insert(m.report_name(), m.value(*v));
-                if m.unit != Unit::Nanos {
-                    rates.insert(m.report_name(), per_s(*v).into());
-                }
+/// A finding as an entry: shown in the summary in the order given, unless it is for the
+/// report only.
+fn finding(rank: usize, f: &Finding) -> Entry {
+    let show = if f.summary {
+        Show::Finding(rank as u16)
+    } else {
+        Show::Hidden
+    };
+    Entry::new(f.value.value(), show)
+}
+
+/// Percentiles per histogram name, of those that have any.
+fn latencies(names: &[&'static str], of: &[Option<Summary>]) -> BTreeMap<String, Latency> {
+    map_of(
+        names
+            .iter()
+            .zip(of)
+            .filter_map(|(name, s)| Some((name.to_string(), latency(s.as_ref()?)))),
+    )
+}
+
+/// The report of a run.
+pub fn make(tool: &'static str, host: Host, params: Params, parts: Parts) -> Report {
+    let Parts {
+        metrics,
+        latencies: names,
+        run,
+        findings,
+    } = parts;
+    let per_s = |v: u64| round3(run.per_s(v as f64));
+    let mut counted = Section::new();
+    let mut rates = BTreeMap::new();
+    let mut peaks = Section::new();
+    for (i, (m, v)) in metrics.iter().zip(&run.totals).enumerate() {
+        if m.kind == Kind::Total {
+            // An internal clock (nanoseconds) is reported, not shown.
+            let show = if m.unit == Unit::Nanos {
+                Show::Hidden
+            } else {
+                Show::Metric(i as u16)
+            };
+            counted.insert(m.report_name(), Entry::new(m.value(*v), show));
+            if m.unit != Unit::Nanos {
+                rates.insert(m.report_name(), per_s(*v));
             }
         }
-        for (m, v) in metrics.iter().zip(&run.peaks) {
-            if m.kind == Kind::Gauge {
-                peaks.insert(m.report_name(), m.value(*v));
-            }
+    }
+    for (i, (m, v)) in metrics.iter().zip(&run.peaks).enumerate() {
+        if m.kind == Kind::Gauge {
+            peaks.insert(
+                m.report_name(),
+                Entry::new(m.value(*v), Show::Metric(i as u16)),
+            );
         }
-        totals.insert("cpu_s".into(), round3(run.cpu_s).into());
-        if let Some((s, pct)) = run.steal {
-            totals.insert("steal_s".into(), round3(s).into());
-            totals.insert("steal_pct".into(), round3(pct).into());
+    }
+    let mut rank = 0;
+    let mut next = || {
+        rank += 1;
+        rank
+    };
+    for f in &findings.totals {
+        let e = finding(next(), f);
+        if let Found::Count(n) = f.value {
+            rates.insert(f.name.into(), per_s(n));
         }
-        for f in &findings.totals {
-            totals.insert(f.name.into(), f.value.json());
-            if let crate::data::Found::Count(n) = f.value {
-                rates.insert(f.name.into(), per_s(n).into());
-            }
-        }
-        for f in &findings.peaks {
-            peaks.insert(f.name.into(), f.value.json());
-        }
-        let latency = latencies
-            .iter()
-            .zip(&run.latency)
-            .filter_map(|(name, s)| Some((name.to_string(), latency_json(s.as_ref()?))))
-            .collect();
-        let errors = run
-            .errors
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::from(*v)))
-            .collect();
-        let samples = run
-            .samples
-            .iter()
-            .map(|s| {
-                let mut o = Map::new();
-                o.insert("t".into(), s.t.into());
-                for (m, v) in metrics.iter().zip(&s.values) {
-                    o.insert(m.report_name(), m.value(*v));
-                }
-                if !latencies.is_empty() {
-                    let lat: Map<String, Value> = latencies
-                        .iter()
-                        .zip(&s.latency)
-                        .filter_map(|(name, s)| Some((name.to_string(), latency_json(s.as_ref()?))))
-                        .collect();
-                    o.insert("latency".into(), lat.into());
-                }
-                o
-            })
-            .collect();
-        let per_worker = run
-            .slots
-            .iter()
-            .enumerate()
-            .map(|(i, slot)| {
-                let mut o = Map::new();
-                o.insert("index".into(), i.into());
-                o.insert("respawns".into(), slot.respawns.into());
-                for (m, v) in metrics.iter().zip(&slot.counters) {
-                    if m.kind == Kind::Total {
-                        o.insert(m.report_name(), m.value(*v));
-                    }
-                }
-                o.insert("ops_per_s".into(), per_s(slot.counters[0]).into());
-                for f in findings.per_worker.get(i).into_iter().flatten() {
-                    o.insert(f.name.into(), f.value.json());
-                }
-                o
-            })
-            .collect();
-        let details = findings
+        put(&mut counted, f.name, e);
+    }
+    for f in &findings.peaks {
+        let e = finding(next(), f);
+        put(&mut peaks, f.name, e);
+    }
+    let details = map_of(
+        findings
             .details
             .iter()
-            .map(|f| (f.name.to_string(), f.value.json()))
-            .collect();
-        Report {
-            schema: SCHEMA,
-            tool,
-            version: VERSION,
-            target: TARGET,
-            host,
-            params,
-            started_at: time::rfc3339(run.started_at),
-            ended_at: time::rfc3339(run.ended_at),
-            elapsed_s: round3(run.elapsed_s),
-            stress_s: round3(run.stress_s),
-            teardown_s: round3(run.teardown_s),
-            teardown_method: run.teardown_method.clone(),
-            left_behind: run.left_behind,
-            outcome: run.outcome,
-            stop_reason: run.stop_reason.clone(),
-            exit_code: run.outcome.exit_code(),
-            workers: run.workers.clone(),
-            totals,
-            rates,
-            peaks,
-            latency,
-            errors,
-            samples,
-            per_worker,
-            details,
+            .map(|f| (f.name.to_string(), finding(next(), f))),
+    );
+    let samples = run
+        .samples
+        .iter()
+        .map(|s| Sample {
+            t: s.t,
+            latency: (!names.is_empty()).then(|| latencies(names, &s.latency)),
+            values: map_of(
+                metrics
+                    .iter()
+                    .zip(&s.values)
+                    .map(|(m, v)| (m.report_name(), m.value(*v))),
+            ),
+        })
+        .collect();
+    let per_worker = run
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            let mut values = map_of(
+                metrics
+                    .iter()
+                    .zip(&slot.counters)
+                    .filter(|(m, _)| m.kind == Kind::Total)
+                    .map(|(m, v)| (m.report_name(), m.value(*v))),
+            );
+            for f in findings.per_worker.get(i).into_iter().flatten() {
+                values.insert(f.name.into(), f.value.value());
+            }
+            PerWorker {
+                index: i as u64,
+                respawns: slot.respawns.into(),
+                ops_per_s: per_s(slot.counters[0]),
+                values,
+            }
+        })
+        .collect();
+    Report {
+        schema: SCHEMA.into(),
+        tool: tool.into(),
+        version: VERSION.into(),
+        target: TARGET.into(),
+        host,
+        params,
+        started_at: time::rfc3339(run.started_at),
+        ended_at: time::rfc3339(run.ended_at),
+        elapsed_s: round3(run.elapsed_s),
+        stress_s: round3(run.stress_s),
+        teardown_s: round3(run.teardown_s),
+        teardown_method: run.teardown_method.clone(),
+        left_behind: run.left_behind,
+        outcome: run.outcome.into(),
+        stop_reason: run.stop_reason.clone(),
+        exit_code: run.outcome.exit_code(),
+        workers: run.workers.clone(),
+        totals: Totals {
+            cpu_s: round3(run.cpu_s),
+            steal_s: run.steal.map(|(s, _)| round3(s)),
+            steal_pct: run.steal.map(|(_, pct)| round3(pct)),
+            counted,
+        },
+        rates,
+        peaks,
+        latency: latencies(names, &run.latency),
+        errors: map_of(run.errors.iter().cloned()),
+        samples,
+        per_worker,
+        details,
+    }
+}
+
+/// Puts a finding into a section. One that replaces a metric's value (a peak reached
+/// between two samples) keeps the metric's place in the summary.
+fn put(section: &mut Section, name: &str, mut e: Entry) {
+    if let Some(old) = section.get(name) {
+        if matches!(old.show, Show::Metric(_)) {
+            e.show = old.show;
         }
     }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a report always serialises")
-    }
+    section.insert(name.to_string(), e);
 }
 
 /// Where reports go; the one trait every exporter implements (stdout, a file).

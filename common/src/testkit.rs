@@ -252,8 +252,21 @@ impl Output {
                 self.stdout
             );
         }
+        read_back(&self.stdout);
         v
     }
+}
+
+/// Reads a report or a plan back into the report types, as the host tools do: what the
+/// binaries write, the types read.
+pub fn read_back(text: &str) {
+    let v: Value = serde_json::from_str(text).expect("JSON");
+    let read = if v["schema"] == misbehave_report::PLAN_SCHEMA {
+        serde_json::from_str::<misbehave_report::Plan>(text).map(drop)
+    } else {
+        serde_json::from_str::<misbehave_report::Report>(text).map(drop)
+    };
+    read.unwrap_or_else(|e| panic!("the report types do not read it back: {e}\n{text}"));
 }
 
 /// The published schemas (`common/schema/`).

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use misbehave_report::{Head, Outcome};
 use serde_json::{json, Value};
 
 pub mod cli;
@@ -57,54 +58,48 @@ impl ProbeRun {
 /// probe's), Err when it is not a misbehave report at all.
 pub fn read_report(path: &Path) -> Result<Option<ProbeRun>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let v: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: not JSON ({e})", path.display()))?;
-    parse_report(path, &v)
+    parse_report(path, &text)
 }
 
-/// The part of [`read_report`] after the JSON.
-pub fn parse_report(path: &Path, v: &Value) -> Result<Option<ProbeRun>, String> {
-    let schema = v["schema"].as_str().unwrap_or("");
-    if !schema.starts_with("misbehave.report/") {
+/// The part of [`read_report`] after reading the file.
+pub fn parse_report(path: &Path, text: &str) -> Result<Option<ProbeRun>, String> {
+    let not_json = |e: serde_json::Error| format!("{}: not JSON ({e})", path.display());
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(not_json)?;
+    let head: Head = serde_json::from_str(text)
+        .map_err(|e| format!("{}: not a misbehave report ({e})", path.display()))?;
+    if !head.schema.starts_with("misbehave.report/") {
         return Err(format!("{}: not a misbehave report", path.display()));
     }
-    if schema != common::report::SCHEMA {
+    if head.schema != misbehave_report::SCHEMA {
         return Err(format!(
-            "{}: schema {schema}, this compare reads {}",
+            "{}: schema {}, this compare reads {}",
             path.display(),
-            common::report::SCHEMA
+            head.schema,
+            misbehave_report::SCHEMA
         ));
     }
-    if v["tool"] != <probe::Probe as common::Stressor>::NAME {
+    if head.tool != <probe::Probe as common::Stressor>::NAME {
         return Ok(None);
     }
+    let run: misbehave_report::probe::Run = serde_json::from_str(text)
+        .map_err(|e| format!("{}: not a probe report ({e})", path.display()))?;
     let mut kinds = BTreeMap::new();
     let mut failed_kinds = BTreeMap::new();
     let mut per_kind = false;
-    for k in v["details"]["kinds"].as_array().into_iter().flatten() {
-        let Some(name) = k["kind"].as_str() else {
-            continue;
-        };
-        if let Some(failed) = k["failed"].as_bool() {
+    for k in &run.details.kinds {
+        if let Some(failed) = k.failed {
             per_kind = true;
             if failed {
-                let why = k["failed_reason"].as_str().unwrap_or("failed");
-                failed_kinds.insert(name.to_string(), why.to_string());
+                let why = k.failed_reason.as_deref().unwrap_or("failed");
+                failed_kinds.insert(k.kind.clone(), why.to_string());
             }
         }
-        let good = match (k["good"].as_f64(), k["offered"].as_f64()) {
-            (Some(g), Some(o)) if o > 0.0 => Some(100.0 * g / o),
-            _ => k["good_pct"].as_f64(),
-        };
-        let p99 = k["p99_us"]
-            .as_f64()
-            .or_else(|| v["latency"][name]["p99_us"].as_f64());
-        kinds.insert(name.to_string(), (good, p99));
+        kinds.insert(k.kind.clone(), (k.good_share(), k.p99_us));
     }
     Ok(Some(ProbeRun {
         path: path.to_path_buf(),
-        started_at: v["started_at"].as_str().unwrap_or("").to_string(),
-        failed: v["outcome"] == "failed" && !per_kind,
+        started_at: run.started_at,
+        failed: run.outcome == Some(Outcome::Failed) && !per_kind,
         kinds,
         failed_kinds,
     }))

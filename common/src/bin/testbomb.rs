@@ -263,7 +263,7 @@ impl Stressor for TestBomb {
 
 /// The host as probed, or bare metal when `MISBEHAVE_TEST_BARE_METAL` is set.
 fn probe() -> Host {
-    let mut host = Host::probe();
+    let mut host = common::host::probe();
     if std::env::var_os("MISBEHAVE_TEST_BARE_METAL").is_some() {
         let v = &mut host.virtualization;
         v.kind = VirtKind::None;

@@ -10,35 +10,30 @@ use crate::console::out;
 use crate::reap::reap_all;
 use crate::sys::{cstring, errno, os_err, sleep_ms};
 
-/// The number that follows the last of `keys` in a JSON report, each key searched after
-/// the one before (`["\"peaks\"", "\"live_procs\""]`: the peak of live processes).
-pub(crate) fn json_number(report: &[u8], keys: &[&str]) -> Option<String> {
-    let mut at = std::str::from_utf8(report).ok()?;
-    for k in keys {
-        at = &at[at.find(k)? + k.len()..];
+/// The command's report, if its stdout is one.
+pub(crate) fn report(out: &[u8]) -> Option<misbehave_report::Report> {
+    serde_json::from_slice(out).ok()
+}
+
+/// The peak of live processes in a report (forkbomb's `peaks.live_procs`).
+pub(crate) fn live_procs_peak(report: &misbehave_report::Report) -> Option<u64> {
+    match report.peaks.get("live_procs")?.value {
+        misbehave_report::Value::Count(n) => Some(n),
+        _ => None,
     }
-    let num: String = at
-        .trim_start_matches([':', ' '])
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    (!num.is_empty()).then_some(num)
 }
 
 /// `floor=`: `times` floor measurements for this round's report.
-pub(crate) fn measure_floors(floor: Option<Floor>, report: &[u8], times: usize) {
+pub(crate) fn measure_floors(floor: Option<Floor>, stdout: &[u8], times: usize) {
     let n = match floor {
         Some(Floor::Count(n)) => n,
-        Some(Floor::Peak) => {
-            match json_number(report, &["\"peaks\"", "\"live_procs\""]).and_then(|n| n.parse().ok())
-            {
-                Some(n) if n > 0 => n,
-                _ => {
-                    out("===MISBEHAVE-NOTE floor=peak: no live_procs peak in the report===\n");
-                    return;
-                }
+        Some(Floor::Peak) => match report(stdout).as_ref().and_then(live_procs_peak) {
+            Some(n) if n > 0 => n as usize,
+            _ => {
+                out("===MISBEHAVE-NOTE floor=peak: no live_procs peak in the report===\n");
+                return;
             }
-        }
+        },
         None => return,
     };
     for _ in 0..times {

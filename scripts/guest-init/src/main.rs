@@ -33,7 +33,7 @@ mod sys;
 use cmdline::parse_args;
 use command::{run_child, start_also, wait_also, ALSO_OUT};
 use console::{one_line, out, out_bytes};
-use floor::{json_number, measure_floors};
+use floor::{live_procs_peak, measure_floors};
 use modules::load_modules;
 use mounts::{mount_all, mount_disk};
 use net::setup_net;
@@ -111,13 +111,14 @@ fn run(args: &[String]) -> Result<(), String> {
         let r = run_child(&cfg, round, &mut more)?;
         let (procs_left, _) = clean_up();
         let rep = &more[..r.output_len];
-        let field = |keys: &[&str]| json_number(rep, keys).unwrap_or_else(|| "?".into());
+        let parsed = floor::report(rep);
+        let field = |v: Option<String>| v.unwrap_or_else(|| "?".into());
         out(&format!(
             "===MISBEHAVE-ROUND i={round} exit={} wall_s={:.3} teardown_s={} live_procs={} procs_left={procs_left}===\n",
             r.exit,
             r.wall.as_secs_f64(),
-            field(&["\"teardown_s\""]),
-            field(&["\"peaks\"", "\"live_procs\""]),
+            field(parsed.as_ref().map(|r| r.teardown_s.to_string())),
+            field(parsed.as_ref().and_then(live_procs_peak).map(|n| n.to_string())),
         ));
         measure_floors(cfg.floor, rep, floors);
     }

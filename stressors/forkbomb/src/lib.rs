@@ -781,7 +781,7 @@ mod tests {
     use common::Command;
 
     fn host(pids: Option<u64>, pid_max: u64, threads: u64) -> Host {
-        let mut h = Host::probe();
+        let mut h = common::host::probe();
         h.limits.pids_cgroup_max = pids;
         h.limits.pid_max = Some(pid_max);
         h.limits.threads_max = Some(threads);
