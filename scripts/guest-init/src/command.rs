@@ -41,7 +41,11 @@ pub(crate) fn start_also(argv: &[CString]) -> Result<libc::pid_t, String> {
 /// Starts `argv` as a command of its own: a session of its own, stdout on `out_fd`,
 /// stderr on the console, the default nice and OOM score, SIGPIPE and the signal mask as
 /// a shell would leave them, a small fixed environment.
-fn spawn(argv: &[CString], out_fd: libc::c_int, fail_msg: &[u8]) -> Result<libc::pid_t, String> {
+pub(crate) fn spawn(
+    argv: &[CString],
+    out_fd: libc::c_int,
+    fail_msg: &[u8],
+) -> Result<libc::pid_t, String> {
     let mut argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let env = [c"PATH=/bin:/sbin", c"HOME=/", c"TERM=linux", c"TMPDIR=/tmp"];
