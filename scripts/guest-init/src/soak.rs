@@ -17,7 +17,7 @@ use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use crate::cmdline::parse_argv;
-use crate::command::spawn;
+use crate::command::{drain, exit_word, spawn};
 use crate::console::{one_line, out, out_bytes};
 use crate::mounts::mount_fs;
 use crate::reap::reap_all;
@@ -130,30 +130,6 @@ fn secs(v: Option<Duration>) -> String {
     v.map_or_else(|| "?".into(), |d| format!("{:.3}", d.as_secs_f64()))
 }
 
-/// Reads what the pipe holds now into `buf[len..]`; false on EOF.
-fn drain(fd: libc::c_int, buf: &mut [u8], len: &mut usize) -> bool {
-    let mut scratch = [0u8; 4096];
-    for _ in 0..100_000 {
-        let dst: &mut [u8] = if *len < buf.len() {
-            &mut buf[*len..]
-        } else {
-            &mut scratch[..]
-        };
-        // SAFETY: dst is a valid writable slice.
-        let n = unsafe { libc::read(fd, dst.as_mut_ptr().cast(), dst.len()) };
-        if n > 0 {
-            if *len < buf.len() {
-                *len += n as usize;
-            }
-        } else if n == 0 {
-            return false;
-        } else if errno() != libc::EINTR {
-            return true;
-        }
-    }
-    true
-}
-
 fn run_step(s: &Step, buf: &mut [u8]) -> Result<(), String> {
     let cg = format!("{CG_ROOT}/soak-{}", s.i);
     let c = cstring(&cg);
@@ -196,7 +172,7 @@ fn run_step(s: &Step, buf: &mut [u8]) -> Result<(), String> {
     let (mut procs_peak, mut mem_peak, mut disk_peak) = (0usize, 0u64, 0u64);
     let mut timed_out = false;
     let mut left = None;
-    let mut len = 0usize;
+    let (mut len, mut dropped) = (0usize, 0usize);
     let mut pipe_open = true;
     let max_iter = ((s.duration_s + HARD_EXTRA_S) * 1000.0 / TICK_MS as f64) as usize + 10_000;
     for _ in 0..max_iter {
@@ -242,7 +218,9 @@ fn run_step(s: &Step, buf: &mut [u8]) -> Result<(), String> {
                 revents: 0,
             };
             // SAFETY: one valid pollfd.
-            if unsafe { libc::poll(&mut pfd, 1, TICK_MS) } > 0 && !drain(rfd, buf, &mut len) {
+            if unsafe { libc::poll(&mut pfd, 1, TICK_MS) } > 0
+                && !drain(rfd, buf, &mut len, &mut dropped)
+            {
                 pipe_open = false;
             }
         } else {
@@ -263,7 +241,7 @@ fn run_step(s: &Step, buf: &mut [u8]) -> Result<(), String> {
         status = reap_all(pid);
     }
     if pipe_open {
-        drain(rfd, buf, &mut len);
+        drain(rfd, buf, &mut len, &mut dropped);
     }
     // SAFETY: our fd.
     unsafe { libc::close(rfd) };
@@ -291,13 +269,7 @@ fn run_step(s: &Step, buf: &mut [u8]) -> Result<(), String> {
         (Some(u), Some(u0)) => Some(u.saturating_sub(u0)),
         _ => None,
     };
-    let exit = match status {
-        _ if timed_out => "timeout".to_string(),
-        None => "timeout".to_string(),
-        Some(st) if libc::WIFEXITED(st) => libc::WEXITSTATUS(st).to_string(),
-        Some(st) if libc::WIFSIGNALED(st) => format!("sig{}", libc::WTERMSIG(st)),
-        Some(st) => format!("status{st}"),
-    };
+    let exit = exit_word(status, timed_out);
     if !files.is_empty() {
         out(&format!(
             "===MISBEHAVE-NOTE soak run {} left files: {}===\n",
