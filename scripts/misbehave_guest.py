@@ -54,6 +54,16 @@ ARCHES = {
 }
 
 
+def accel(arch):
+    """What arch's guests run under: "tcg" (software emulation) or "kvm"."""
+    m = ARCHES[arch]["machine"]
+    return m[m.index("-accel") + 1]
+
+
+# The marker of `/init --floor N`: the processes it killed and the seconds that took.
+FLOOR_RE = r"===MISBEHAVE-FLOOR n=(\d+) s=([\d.]+)==="
+
+
 def host_tsc_khz():
     """The host's TSC rate in kHz ("cpu MHz" with constant_tsc), else 2000000."""
     try:

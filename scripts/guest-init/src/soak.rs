@@ -7,10 +7,12 @@
 //! measures and prints a `SOAK-RUN` marker and the command's stdout for every step (see
 //! [`crate::console`]).
 //!
-//! A plan line, space separated (the argv encoded as `run=`'s):
+//! A plan line, space separated (the argv encoded as `run=`'s), is a step or a floor to
+//! measure (`/init --floor N`, as `floor=N`: the host judges a bomb's teardown against it):
 //!
 //! ```text
 //! <i> <binary> <duration_s> <signal: 0 none, else its number> <at_s> <dir|-> <argv>
+//! floor <n>
 //! ```
 
 use std::ffi::CString;
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::cmdline::parse_argv;
 use crate::command::{drain, exit_word, spawn};
 use crate::console::{one_line, out, out_bytes};
+use crate::floor::measure_floor;
 use crate::mounts::mount_fs;
 use crate::reap::reap_all;
 use crate::sys::{cstring, errno, os_err, write_file};
@@ -26,13 +29,14 @@ use crate::sys::{cstring, errno, os_err, write_file};
 const CG_ROOT: &str = "/sys/fs/cgroup";
 /// Past its duration plus this, a step's run is killed and its exit is `timeout`.
 const HARD_EXTRA_S: f64 = 10.0;
-/// After the command (the supervisor) ended, how long the rest of its run has to go
-/// before what is still there counts as left behind (as `PROCS-LEFT`'s grace, doubled: a
-/// SIGKILLed supervisor's workers die through their parent-death signal).
+/// When, after the command (the supervisor) ended, the run's processes still there are
+/// counted (`left=`): the host judges by the run's end (`end_s`) against its own bound and
+/// prints this count beside it.
 const SETTLE: Duration = Duration::from_secs(1);
 /// How long after the command's end the run's end is still waited for (and timed), before
-/// what is left is killed.
-const LINGER: Duration = Duration::from_secs(5);
+/// what is left is killed: well past any bound the host holds the run to (under
+/// emulation, forkbomb's includes its floor).
+const LINGER: Duration = Duration::from_secs(10);
 /// The most of a step's stdout kept.
 const OUT_CAP: usize = 4 << 20;
 /// How often the run is sampled while it runs.
@@ -48,15 +52,24 @@ struct Step {
     argv: Vec<CString>,
 }
 
-fn parse_plan(text: &str) -> Result<Vec<Step>, String> {
+enum Item {
+    Step(Step),
+    Floor(usize),
+}
+
+fn parse_plan(text: &str) -> Result<Vec<Item>, String> {
     let mut steps = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let w: Vec<&str> = line.split_ascii_whitespace().collect();
         let bad = || format!("bad soak plan line {line:?}");
+        if let ["floor", n] = w[..] {
+            steps.push(Item::Floor(n.parse().map_err(|_| bad())?));
+            continue;
+        }
         if w.len() != 7 {
             return Err(bad());
         }
-        steps.push(Step {
+        steps.push(Item::Step(Step {
             i: w[0].parse().map_err(|_| bad())?,
             binary: w[1].into(),
             duration_s: w[2].parse().map_err(|_| bad())?,
@@ -64,7 +77,7 @@ fn parse_plan(text: &str) -> Result<Vec<Step>, String> {
             at_s: w[4].parse().map_err(|_| bad())?,
             dir: (w[5] != "-").then(|| w[5].to_string()),
             argv: parse_argv("soak", w[6])?,
-        });
+        }));
     }
     Ok(steps)
 }
@@ -90,10 +103,17 @@ pub(crate) fn run_plan(path: &str) -> Result<(), String> {
     // SAFETY: SYSLOG_ACTION_CONSOLE_LEVEL takes no buffer.
     unsafe { libc::klogctl(8, std::ptr::null_mut(), 1) };
     let mut buf = vec![0u8; OUT_CAP];
-    for s in &steps {
-        run_step(s, &mut buf)?;
+    let mut runs = 0;
+    for item in &steps {
+        match item {
+            Item::Step(s) => {
+                run_step(s, &mut buf)?;
+                runs += 1;
+            }
+            Item::Floor(n) => measure_floor(*n),
+        }
     }
-    out(&format!("===MISBEHAVE-SOAK-END runs={}===\n", steps.len()));
+    out(&format!("===MISBEHAVE-SOAK-END runs={runs}===\n"));
     Ok(())
 }
 
@@ -207,7 +227,8 @@ fn run_step(s: &Step, buf: &mut [u8]) -> Result<(), String> {
             unsafe { libc::kill(pid, s.signal) };
             t_sig = Some(el);
         }
-        if el >= hard {
+        // Once the command has ended, LINGER alone bounds the wait for the rest of the run.
+        if t_exit.is_none() && el >= hard {
             timed_out = true;
             break;
         }
