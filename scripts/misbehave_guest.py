@@ -54,6 +54,16 @@ ARCHES = {
 }
 
 
+def accel(arch):
+    """What arch's guests run under: "tcg" (software emulation) or "kvm"."""
+    m = ARCHES[arch]["machine"]
+    return m[m.index("-accel") + 1]
+
+
+# The marker of `/init --floor N`: the processes it killed and the seconds that took.
+FLOOR_RE = r"===MISBEHAVE-FLOOR n=(\d+) s=([\d.]+)==="
+
+
 def host_tsc_khz():
     """The host's TSC rate in kHz ("cpu MHz" with constant_tsc), else 2000000."""
     try:
@@ -312,13 +322,18 @@ def cpio_newc(entries):
     return bytes(out)
 
 
-def build_initramfs(arch, init: Path, bins, mods, dest: Path):
+def build_initramfs(arch, init: Path, bins, mods, dest: Path, extra=()):
+    """extra: more (path, bytes) files, in directories of their own (e.g. scripts/soak's
+    plans)."""
     e = [(d, 0o040755, b"", 0, 0) for d in
          ("bin", "dev", "lib", "lib/modules", "proc", "sys", "tmp")]
+    e += [(d, 0o040755, b"", 0, 0) for d in sorted({n.rsplit("/", 1)[0] for n, _ in extra
+                                                    if "/" in n})]
     e.append(("dev/console", 0o020600, b"", 5, 1))
     e.append(("init", 0o100755, init.read_bytes(), 0, 0))
     e += [(f"bin/{b.name}", 0o100755, b.read_bytes(), 0, 0) for b in bins]
     e += [(f"lib/modules/{m.name}", 0o100644, m.read_bytes(), 0, 0) for m in mods]
+    e += [(name, 0o100644, data, 0, 0) for name, data in extra]
     data = cpio_newc(e)
     # qemu's microvm loads the initrd at the very top of RAM, over the ACPI tables
     # the firmware keeps in the last page (it reserves no room for them). An

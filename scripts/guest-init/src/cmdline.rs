@@ -40,6 +40,8 @@
 //!   that module when init loads it, like modprobe does.
 //! * `selftest=init-panic|init-exit|init-hang` make init itself misbehave
 //!   (harness self-tests only).
+//! * `soak=PATH`     soak mode ([`crate::soak`], for `scripts/soak`): run the steps of the
+//!   plan file PATH instead of `run=` (which is still required, and ignored).
 
 use std::ffi::CString;
 use std::time::Duration;
@@ -65,6 +67,8 @@ pub(crate) struct Config {
     pub(crate) also: Vec<CString>,
     /// How long to wait for `also` to end once the main command has.
     pub(crate) also_wait: Duration,
+    /// The plan file of soak mode (`soak=`).
+    pub(crate) soak: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +100,7 @@ fn percent_decode(s: &str) -> Result<Vec<u8>, String> {
 }
 
 /// `run=`/`also=`: comma separated argv, each piece %-decoded.
-fn parse_argv(key: &str, v: &str) -> Result<Vec<CString>, String> {
+pub(crate) fn parse_argv(key: &str, v: &str) -> Result<Vec<CString>, String> {
     let mut argv = Vec::new();
     for piece in v.split(',') {
         let bytes = percent_decode(piece)?;
@@ -133,6 +137,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Config, String> {
         ip: None,
         also: Vec::new(),
         also_wait: Duration::from_secs(10),
+        soak: None,
     };
     for a in args {
         let Some((k, v)) = a.split_once('=') else {
@@ -200,6 +205,7 @@ pub(crate) fn parse_args(args: &[String]) -> Result<Config, String> {
             // module.param=value: handed to that module by load_modules().
             _ if k.contains('.') => {}
             "selftest" => cfg.selftest = Some(v.into()),
+            "soak" => cfg.soak = Some(v.into()),
             _ => out(&format!("guest-init: ignoring unknown key {k:?}\n")),
         }
     }

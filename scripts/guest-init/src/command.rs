@@ -41,7 +41,11 @@ pub(crate) fn start_also(argv: &[CString]) -> Result<libc::pid_t, String> {
 /// Starts `argv` as a command of its own: a session of its own, stdout on `out_fd`,
 /// stderr on the console, the default nice and OOM score, SIGPIPE and the signal mask as
 /// a shell would leave them, a small fixed environment.
-fn spawn(argv: &[CString], out_fd: libc::c_int, fail_msg: &[u8]) -> Result<libc::pid_t, String> {
+pub(crate) fn spawn(
+    argv: &[CString],
+    out_fd: libc::c_int,
+    fail_msg: &[u8],
+) -> Result<libc::pid_t, String> {
     let mut argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let env = [c"PATH=/bin:/sbin", c"HOME=/", c"TERM=linux", c"TMPDIR=/tmp"];
@@ -106,6 +110,47 @@ pub(crate) struct ChildResult {
     pub(crate) dropped: usize,
 }
 
+/// Reads whatever the pipe `fd` holds right now into `buf[*len..]`, counting what does not
+/// fit in `dropped`; false on EOF.
+pub(crate) fn drain(fd: libc::c_int, buf: &mut [u8], len: &mut usize, dropped: &mut usize) -> bool {
+    let mut scratch = [0u8; 4096];
+    for _ in 0..100_000 {
+        let dst: &mut [u8] = if *len < buf.len() {
+            &mut buf[*len..]
+        } else {
+            &mut scratch[..]
+        };
+        // SAFETY: dst is a valid writable slice.
+        let n = unsafe { libc::read(fd, dst.as_mut_ptr().cast(), dst.len()) };
+        if n > 0 {
+            if *len < buf.len() {
+                *len += n as usize;
+            } else {
+                *dropped += n as usize;
+            }
+        } else if n == 0 {
+            return false;
+        } else if errno() == libc::EINTR {
+            continue;
+        } else {
+            return true; // EAGAIN: nothing more for now
+        }
+    }
+    true
+}
+
+/// The command's exit as the markers say it: `0`, `sigN`, `statusN`, or `timeout` (also
+/// when it was never reaped).
+pub(crate) fn exit_word(status: Option<libc::c_int>, timed_out: bool) -> String {
+    match status {
+        _ if timed_out => "timeout".to_string(),
+        None => "timeout".to_string(),
+        Some(st) if libc::WIFEXITED(st) => libc::WEXITSTATUS(st).to_string(),
+        Some(st) if libc::WIFSIGNALED(st) => format!("sig{}", libc::WTERMSIG(st)),
+        Some(st) => format!("status{st}"),
+    }
+}
+
 /// Runs the command once (round `round`, 1-based), its stdout into `buf`.
 pub(crate) fn run_child(cfg: &Config, round: usize, buf: &mut [u8]) -> Result<ChildResult, String> {
     let mut fds = [0; 2];
@@ -149,36 +194,9 @@ pub(crate) fn run_child(cfg: &Config, round: usize, buf: &mut [u8]) -> Result<Ch
     let deadline = start + cfg.timeout;
     let mut len = 0usize;
     let mut dropped = 0usize;
-    let mut scratch = [0u8; 4096];
     let mut pipe_open = true;
     let mut status: Option<libc::c_int> = None;
     let mut timed_out = false;
-    // Read whatever the pipe holds right now; false on EOF.
-    let mut drain = |len: &mut usize, dropped: &mut usize| -> bool {
-        for _ in 0..100_000 {
-            let dst: &mut [u8] = if *len < buf.len() {
-                &mut buf[*len..]
-            } else {
-                &mut scratch[..]
-            };
-            // SAFETY: dst is a valid writable slice.
-            let n = unsafe { libc::read(rfd, dst.as_mut_ptr().cast(), dst.len()) };
-            if n > 0 {
-                if *len < buf.len() {
-                    *len += n as usize;
-                } else {
-                    *dropped += n as usize;
-                }
-            } else if n == 0 {
-                return false;
-            } else if errno() == libc::EINTR {
-                continue;
-            } else {
-                return true; // EAGAIN: nothing more for now
-            }
-        }
-        true
-    };
     // Bounded by the deadline; the count is a second, generous bound.
     let max_iter = (cfg.timeout.as_millis() / 20 + 1000) as usize;
     for _ in 0..max_iter {
@@ -187,7 +205,7 @@ pub(crate) fn run_child(cfg: &Config, round: usize, buf: &mut [u8]) -> Result<Ch
         }
         if status.is_some() {
             if pipe_open {
-                drain(&mut len, &mut dropped);
+                drain(rfd, buf, &mut len, &mut dropped);
             }
             break;
         }
@@ -207,7 +225,7 @@ pub(crate) fn run_child(cfg: &Config, round: usize, buf: &mut [u8]) -> Result<Ch
                 sleep_ms(10);
             }
             if pipe_open {
-                drain(&mut len, &mut dropped);
+                drain(rfd, buf, &mut len, &mut dropped);
             }
             break;
         }
@@ -220,7 +238,7 @@ pub(crate) fn run_child(cfg: &Config, round: usize, buf: &mut [u8]) -> Result<Ch
             };
             // SAFETY: one valid pollfd.
             let r = unsafe { libc::poll(&mut pfd, 1, wait_ms.max(1)) };
-            if r > 0 && !drain(&mut len, &mut dropped) {
+            if r > 0 && !drain(rfd, buf, &mut len, &mut dropped) {
                 pipe_open = false;
             }
         } else {
@@ -230,18 +248,8 @@ pub(crate) fn run_child(cfg: &Config, round: usize, buf: &mut [u8]) -> Result<Ch
     let wall = start.elapsed();
     // SAFETY: our fd.
     unsafe { libc::close(rfd) };
-    let exit = if timed_out {
-        "timeout".to_string()
-    } else {
-        match status {
-            None => "timeout".to_string(), // loop bound reached: treat as timeout
-            Some(st) if libc::WIFEXITED(st) => libc::WEXITSTATUS(st).to_string(),
-            Some(st) if libc::WIFSIGNALED(st) => format!("sig{}", libc::WTERMSIG(st)),
-            Some(st) => format!("status{st}"),
-        }
-    };
     Ok(ChildResult {
-        exit,
+        exit: exit_word(status, timed_out),
         wall,
         output_len: len,
         dropped,

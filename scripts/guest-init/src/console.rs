@@ -51,6 +51,32 @@
 //!   mount, a panic) and powers off at once: no `REPORT-END` and no `POWEROFF` follow. The
 //!   harness tells this apart from a kernel panic or a hang by that marker.
 //!
+//! Soak mode (`soak=`, [`crate::soak`]) prints none of the above but, for every step of its
+//! plan, in order, and at the end:
+//!
+//! ```text
+//! ===MISBEHAVE-SOAK-START i=<i> binary=<name> pid=<pid>===
+//!   ... the command's stderr ...
+//! ===MISBEHAVE-NOTE soak run <i> left files: <names>===      only if it did
+//! ===MISBEHAVE-SOAK-RUN i=<i> binary=<name> exit=<e> exit_s=<s> end_s=<s|?> sig_s=<s|?> left=<n> files_left=<n> procs_peak=<n> pids_peak=<n|?> mem_peak=<bytes> disk_peak=<bytes|?> disk_left=<bytes|?>===
+//! ===MISBEHAVE-SOAK-REPORT-BEGIN i=<i>===
+//! <the step's captured stdout, at most 4 MiB; nothing when it wrote none>
+//! ===MISBEHAVE-SOAK-REPORT-END i=<i>===
+//! ===MISBEHAVE-SOAK-END runs=<n>===
+//! ```
+//!
+//! * `exit_s`: the command's end (reaped), `end_s`: the run's end (its cgroup empty; `?`
+//!   when processes were still there 5 s after the command ended: they are killed then),
+//!   `sig_s`: when the step's signal was sent (`?`: none); all from the command's start, on
+//!   the guest's clock.
+//! * `left`: processes of the run still alive 1 s after the command ended;
+//!   `files_left`: entries of the step's directory after the run (`lost+found` aside).
+//! * `procs_peak`: the most processes in the run's cgroup at once, sampled every 10 ms;
+//!   `pids_peak` and `mem_peak`: the cgroup's `pids.peak` (tasks, zombies too) and
+//!   `memory.peak` (bytes; the sampled `memory.current` where the kernel has no peak);
+//!   `disk_peak` and `disk_left`: the most bytes the run's directory's filesystem held
+//!   above what it held before the run, sampled, and what it still holds after it.
+//!
 //! The report is printed after the command and everything it left behind are gone, with
 //! the kernel's console log level lowered, so nothing interleaves with it.
 

@@ -43,7 +43,7 @@ pub(crate) fn measure_floors(floor: Option<Floor>, stdout: &[u8], times: usize) 
 
 /// Runs `/init --floor N` as a fresh process (not a copy of PID 1's memory) and waits for
 /// it; it prints the FLOOR marker itself.
-fn measure_floor(n: usize) {
+pub(crate) fn measure_floor(n: usize) {
     let argv = [
         cstring("/init"),
         cstring("--floor"),

@@ -17,6 +17,7 @@
 //!   reaped, what is left counted and killed.
 //! * [`floor`]: the teardown floor of `floor=`.
 //! * [`selftest`]: the harness's self-tests, and child mode (any PID other than 1).
+//! * [`soak`]: soak mode (`soak=`), many runs with signals, for `scripts/soak`.
 //! * [`sys`]: small helpers over the C library.
 
 mod cmdline;
@@ -28,6 +29,7 @@ mod mounts;
 mod net;
 mod reap;
 mod selftest;
+mod soak;
 mod sys;
 
 use cmdline::parse_args;
@@ -87,6 +89,9 @@ fn run(args: &[String]) -> Result<(), String> {
         mount_disk(dev, dir, fstype)?;
     }
 
+    if let Some(plan) = cfg.soak.as_deref() {
+        return soak::run_plan(plan);
+    }
     let mut buf = vec![0u8; REPORT_CAP];
     if !cfg.also.is_empty() {
         let pid = start_also(&cfg.also)?;

@@ -6,7 +6,12 @@ use std::time::{Duration, Instant};
 use crate::console::out;
 use crate::sys::{cstring, errno, os_err, sleep_ms};
 
-fn mount_fs(fstype: &str, target: &str, flags: libc::c_ulong, data: &str) -> Result<(), String> {
+pub(crate) fn mount_fs(
+    fstype: &str,
+    target: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> Result<(), String> {
     let (t, ty, d) = (cstring(target), cstring(fstype), cstring(data));
     // SAFETY: valid NUL-terminated strings.
     unsafe {
