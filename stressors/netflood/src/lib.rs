@@ -2,11 +2,11 @@
 //!
 //! - `send` floods UDP (or TCP) to the targets named, and nowhere else: the paper's
 //!   "server transmits" stress. Datagrams go out in `sendmmsg` batches, each message
-//!   carrying up to 64 datagrams through UDP GSO (`UDP_SEGMENT`) where the kernel and the
+//!   carrying up to 128 datagrams through UDP GSO (`UDP_SEGMENT`) where the kernel and the
 //!   device take it (probed at start; otherwise plain `sendmmsg`, or `send` on illumos):
 //!   a syscall per thousands of datagrams, where iperf3 makes one `write()` per datagram.
 //! - `sink` receives as fast as it can (`recvmmsg`, `UDP_GRO`, one `SO_REUSEPORT` socket per
-//!   worker): the paper's external receiver and its "server receives" stress in one. Every
+//!   worker, polling while data keeps coming): the paper's external receiver and its "server receives" stress in one. Every
 //!   datagram carries a small header (run id, sender worker, 64-bit sequence, send time), so
 //!   the sink reports per sender what arrived, what was lost, reordered or duplicated (a
 //!   1,024-datagram window: a late duplicate beyond it counts as reordered), and the drops
@@ -480,8 +480,14 @@ common::metrics! {
 }
 static RTT: [&str; 1] = ["rtt"];
 
-/// Datagrams per GSO message at most (the kernel's per-call limit was 64 before 2024).
-const GSO_MAX: usize = 64;
+/// Datagrams per GSO message at most: the kernel's per-call limit, 128 since 2024 (and in
+/// older stable kernels that took the change), 64 before; `gso_limit` finds which.
+const GSO_MAX: usize = 128;
+const GSO_OLD_MAX: usize = 64;
+/// Empty polls before a sink sleeps in the kernel. A sleeping receiver makes the sender wake
+/// it, a cross-CPU wake-up per batch paid on the sender's CPU; one that keeps polling while
+/// data keeps coming spares the sender that.
+const SPIN: u32 = 256;
 /// The largest UDP payload in one IPv4 datagram.
 const UDP_MAX: usize = 65507;
 
@@ -524,6 +530,30 @@ fn probe_gso(target: &SocketAddr, size: usize) -> Option<String> {
         return Some(format!("UDP_SEGMENT refused: {why}"));
     }
     None
+}
+
+/// The most datagrams one GSO message may carry here: one message of GSO_MAX small
+/// segments sent by a loopback socket to itself, which kernels with the older limit refuse
+/// (EINVAL). Fewer segments per message cost more per datagram, which small ones feel most.
+fn gso_limit(target: &SocketAddr) -> usize {
+    let lo: SocketAddr = if target.is_ipv4() {
+        (std::net::Ipv4Addr::LOCALHOST, 0).into()
+    } else {
+        (std::net::Ipv6Addr::LOCALHOST, 0).into()
+    };
+    let seg = 32;
+    let fits = || -> Option<()> {
+        let s = Socket::new(Domain::for_address(lo), Type::DGRAM, Some(Protocol::UDP)).ok()?;
+        s.bind(&SockAddr::from(lo)).ok()?;
+        s.connect(&s.local_addr().ok()?).ok()?;
+        sys::udp_send(s.as_raw_fd(), &[0u8; GSO_MAX * 32], seg, GSO_MAX, 1).ok()?;
+        Some(())
+    };
+    if fits().is_some() {
+        GSO_MAX
+    } else {
+        GSO_OLD_MAX
+    }
 }
 
 impl common::Command for Cli {
@@ -584,6 +614,8 @@ impl common::Command for Cli {
                 } else if let Some(why) = probe_gso(&targets[0], a.size) {
                     gso = 1;
                     gso_note = Some(why);
+                } else {
+                    gso = gso.min(gso_limit(&targets[0]));
                 }
                 (
                     a.common.workers.unwrap_or(4),
@@ -776,7 +808,7 @@ impl NetFlood {
         if gso > 1 && sys::udp_gso(fd, size).is_err() {
             gso = 1;
         }
-        // 64 messages of `gso` datagrams each per call (small datagrams); large ones fewer.
+        // 16 messages of `gso` datagrams each per call; without GSO up to 64 datagrams.
         let msgs = if gso > 1 {
             16
         } else {
@@ -1038,10 +1070,18 @@ impl NetFlood {
         let fd = s.as_raw_fd();
         let mut flows: Vec<Flow> = Vec::new();
         let mut last_publish = time::mono_ns();
+        let mut empty = 0;
         while w.running() {
-            let n = match rx.recv(fd, true) {
-                Ok(n) => n,
-                Err(Errno::EAGAIN | Errno::EINTR) => 0,
+            let n = match rx.recv(fd, empty >= SPIN) {
+                Ok(0) => 0,
+                Ok(n) => {
+                    empty = 0;
+                    n
+                }
+                Err(Errno::EAGAIN | Errno::EINTR) => {
+                    empty += 1;
+                    0
+                }
                 Err(e) => {
                     self.count_err(w, e);
                     0
@@ -1086,6 +1126,7 @@ impl NetFlood {
         l.set_nonblocking(true).map_err(Error::from)?;
         let mut conns: Vec<TcpStream> = Vec::new();
         let mut buf = vec![0u8; 1 << 20];
+        let mut empty = 0;
         while w.running() {
             while let Ok((c, _)) = l.accept() {
                 let _ = c.set_nonblocking(true);
@@ -1113,7 +1154,8 @@ impl NetFlood {
                 }
                 i += 1;
             }
-            if idle {
+            empty = if idle { empty + 1 } else { 0 };
+            if empty >= SPIN {
                 let mut fds: Vec<libc::pollfd> = std::iter::once(l.as_raw_fd())
                     .chain(conns.iter().map(|c| c.as_raw_fd()))
                     .map(|fd| libc::pollfd {

@@ -95,6 +95,111 @@ fn a_full_speed_flood_is_counted_as_received_plus_lost() {
     );
 }
 
+/// Whether this kernel takes one UDP GSO message of 128 segments (the limit was 64 before
+/// 2024), asked by the test itself: a loopback socket sending to itself.
+fn kernel_takes_128_segments() -> bool {
+    use std::os::fd::AsRawFd;
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.connect(s.local_addr().unwrap()).unwrap();
+    let seg: libc::c_int = 32;
+    // SAFETY: a valid socket and a c_int option value of its size.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_UDP,
+            103, // UDP_SEGMENT
+            (&seg as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as _,
+        )
+    };
+    assert_eq!(r, 0, "UDP_SEGMENT refused on loopback");
+    s.send(&[0u8; 128 * 32]).is_ok()
+}
+
+#[test]
+fn small_datagrams_go_in_gso_messages_as_large_as_the_kernel_takes() {
+    if bin().emulated() {
+        // qemu-user passes UDP_SEGMENT on, but the answer is then qemu's, not the test's.
+        return common::testkit::skip("GSO limits are the host kernel's under qemu-user");
+    }
+    let limit = if kernel_takes_128_segments() { 128 } else { 64 };
+    let p = port();
+    let addr = format!("127.0.0.1:{p}");
+    for (size, want) in [(64, limit), (1472, 65507 / 1472), (60000, 1)] {
+        let size = size.to_string();
+        let out = bin().run(
+            &[
+                "send",
+                "--to",
+                &addr,
+                "--size",
+                &size,
+                "--dry-run",
+                "--json",
+            ],
+            T,
+        );
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        let e = &out.json()["params"]["effective"];
+        assert_eq!(e["gso_segments"], want, "--size {size}: {e}");
+    }
+    // Messages of that many segments really go (a refused one is an error), and the sink
+    // accounts for every datagram in them.
+    let _turn = take_turn();
+    let sink = start(
+        "sink",
+        &["--listen", &addr, "-w", "1", "-t", "3", "--json", "-q"],
+        1,
+    );
+    let out = bin().run(
+        &[
+            "send", "--to", &addr, "--size", "64", "-w", "1", "-t", "1", "--json", "-q",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let s = out.json();
+    assert_eq!(s["totals"]["send_errors"], 0, "{}", s["errors"]);
+    let sent = s["totals"]["ops"].as_u64().unwrap();
+    let r = sink.wait(T).json();
+    let (received, lost) = (
+        r["totals"]["ops"].as_u64().unwrap(),
+        r["details"]["lost"].as_u64().unwrap(),
+    );
+    assert!(received > 0);
+    assert!(
+        received + lost <= sent && received + lost >= sent - sent / 100,
+        "{received} + {lost} for {sent}"
+    );
+}
+
+#[test]
+fn an_idle_sink_sleeps() {
+    let _turn = take_turn();
+    let p = port();
+    let addr = format!("127.0.0.1:{p}");
+    // A burst, then 3 s of nothing: a sink that kept polling would spend about 4 s of CPU.
+    let sink = start(
+        "sink",
+        &["--listen", &addr, "-w", "1", "-t", "4", "--json", "-q"],
+        1,
+    );
+    let out = bin().run(
+        &[
+            "send", "--to", &addr, "--size", "1472", "-w", "1", "-t", "0.5", "-q",
+        ],
+        T,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = sink.wait(T).json();
+    assert!(r["totals"]["ops"].as_u64().unwrap() > 0);
+    let cpu = r["totals"]["cpu_s"].as_f64().unwrap();
+    assert!(
+        cpu < 1.5,
+        "the sink spent {cpu} s of CPU over 4 s, 3.5 of them idle"
+    );
+}
+
 /// Datagrams with our header, sent by the test itself in a crafted order.
 #[test]
 fn reordering_duplicates_and_loss_are_detected_in_a_crafted_sequence() {
