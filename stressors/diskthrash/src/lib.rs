@@ -918,8 +918,8 @@ impl DiskThrash {
                     continue;
                 }
                 if capped {
-                    // A cap may make us wait: what is queued goes to the kernel first, and
-                    // what has completed is counted now, not after the wait.
+                    // A cap may make us wait: what has completed is counted now, not after
+                    // the wait (the enter runs the completions the ring deferred).
                     let _ = ring.submit_and_wait(0);
                     done.clear();
                     ring.completions(&mut done);
@@ -940,6 +940,10 @@ impl DiskThrash {
                 }
                 slots[k] = Some((write, off, time::mono_ns()));
                 in_flight += 1;
+                // Each I/O goes to the kernel as soon as it is queued, as fio's does: a
+                // batch reaches a virtio disk as one burst and leaves it idle after. An error
+                // here comes back from the wait below.
+                let _ = ring.submit_and_wait(0);
             }
             if in_flight == 0 || stopping {
                 // In-flight I/Os finish as the process exits; nothing more is waited for.

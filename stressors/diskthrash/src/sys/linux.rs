@@ -81,11 +81,30 @@ pub struct Ring {
 
 impl Ring {
     /// A ring for `depth` I/Os in flight; Err says in words why io_uring cannot be had.
+    ///
+    /// Completions wait for the worker's next wait instead of interrupting it (what fio sets
+    /// up too): a single issuer whose deferred task work runs when it asks for events
+    /// (Linux 6.1), else cooperative task work (5.19), else a plain ring.
     pub fn new(depth: u32) -> Result<Self, String> {
-        match io_uring::IoUring::new(depth.next_power_of_two().max(2)) {
-            Ok(ring) => Ok(Ring { ring }),
-            Err(e) => Err(ring_refusal(e.raw_os_error().unwrap_or(0))),
+        let entries = depth.next_power_of_two().max(2);
+        let mut last = 0;
+        for level in 0..3 {
+            let mut b = io_uring::IoUring::builder();
+            if level < 2 {
+                b.setup_coop_taskrun().setup_taskrun_flag();
+            }
+            if level == 0 {
+                b.setup_single_issuer().setup_defer_taskrun();
+            }
+            match b.build(entries) {
+                Ok(ring) => return Ok(Ring { ring }),
+                Err(e) => last = e.raw_os_error().unwrap_or(0),
+            }
+            if last != libc::EINVAL {
+                break;
+            }
         }
+        Err(ring_refusal(last))
     }
 
     /// Queues one read or write of `len` bytes at `off`, from or into `buf`, tagged `tag`.
