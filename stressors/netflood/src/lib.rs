@@ -6,11 +6,11 @@
 //!   device take it (probed at start; otherwise plain `sendmmsg`, or `send` on illumos):
 //!   a syscall per thousands of datagrams, where iperf3 makes one `write()` per datagram.
 //! - `sink` receives as fast as it can (`recvmmsg`, `UDP_GRO`, one `SO_REUSEPORT` socket per
-//!   worker, polling while data keeps coming): the paper's external receiver and its "server receives" stress in one. Every
-//!   datagram carries a small header (run id, sender worker, 64-bit sequence, send time), so
-//!   the sink reports per sender what arrived, what was lost, reordered or duplicated (a
-//!   1,024-datagram window: a late duplicate beyond it counts as reordered), and the drops
-//!   its own socket saw (`SO_RXQ_OVFL`) apart from those on the path.
+//!   worker, polling while data keeps coming): the paper's external receiver and its "server
+//!   receives" stress in one. Every datagram carries a small header (run id, sender worker,
+//!   64-bit sequence, send time), so the sink reports per sender what arrived, what was lost,
+//!   reordered or duplicated (a 1,024-datagram window: a late duplicate beyond it counts as
+//!   reordered), and the drops its own socket saw (`SO_RXQ_OVFL`) apart from those on the path.
 //! - `echo` reflects every datagram to its sender, so `send --echo` measures round-trip
 //!   latency without synchronised clocks; the well-behaved probe uses it too.
 //!
@@ -541,12 +541,12 @@ fn gso_limit(target: &SocketAddr) -> usize {
     } else {
         (std::net::Ipv6Addr::LOCALHOST, 0).into()
     };
-    let seg = 32;
+    const SEG: usize = 32;
     let fits = || -> Option<()> {
         let s = Socket::new(Domain::for_address(lo), Type::DGRAM, Some(Protocol::UDP)).ok()?;
         s.bind(&SockAddr::from(lo)).ok()?;
         s.connect(&s.local_addr().ok()?).ok()?;
-        sys::udp_send(s.as_raw_fd(), &[0u8; GSO_MAX * 32], seg, GSO_MAX, 1).ok()?;
+        sys::udp_send(s.as_raw_fd(), &[0u8; GSO_MAX * SEG], SEG, GSO_MAX, 1).ok()?;
         Some(())
     };
     if fits().is_some() {
@@ -1073,7 +1073,6 @@ impl NetFlood {
         let mut empty = 0;
         while w.running() {
             let n = match rx.recv(fd, empty >= SPIN) {
-                Ok(0) => 0,
                 Ok(n) => {
                     empty = 0;
                     n
