@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use common::testkit::{
-    live_tagged, take_turn, wait_for_live, wait_until_gone, Output, TempDir, Tmpfs,
+    live_tagged, take_turn, wait_for_live, wait_until_gone, Bin, Output, TempDir, Tmpfs,
 };
 
 common::test_binary!("diskthrash");
@@ -324,7 +324,67 @@ fn both_engines_work() {
         assert!(r["totals"]["read_ops"].as_u64().unwrap() > 0, "{engine}");
         assert!(r["totals"]["write_ops"].as_u64().unwrap() > 0, "{engine}");
         assert!(dir.names().is_empty());
+        // Root (CAP_IPC_LOCK) may lock any amount: each ring registers its file and buffers.
+        // SAFETY: geteuid has no preconditions.
+        if engine == "io_uring" && !bin().emulated() && unsafe { libc::geteuid() } == 0 {
+            assert_eq!(r["details"]["registered_rings"], 2, "{}", r["details"]);
+        }
     }
+}
+
+/// Without CAP_IPC_LOCK and with a locked-memory limit below a worker's buffers (a user's
+/// shell has 8 MiB, older systems 64 KiB), the rings cannot register them: io_uring goes on
+/// unregistered, every I/O done and counted.
+#[test]
+fn io_uring_goes_on_where_its_buffers_cannot_be_registered() {
+    let have = |p: &str| std::process::Command::new(p).arg("--help").output().is_ok();
+    if bin().emulated() || !have("setpriv") || !have("prlimit") {
+        common::testkit::skip("the memlock refusal is tested natively with prlimit and setpriv");
+        return;
+    }
+    let _turn = take_turn();
+    let dir = TempDir::new("disk-unregistered");
+    let d = dir.path.to_str().unwrap();
+    let exe = bin().exe.to_str().unwrap().to_string();
+    // 64 KiB: the plan's probe (one 4 KiB buffer) registers, a worker's 32 x 4 KiB cannot.
+    let limited = Bin::program("prlimit").with_prefix(&[
+        "--memlock=65536:65536",
+        "setpriv",
+        "--bounding-set=-ipc_lock",
+        "--",
+        &exe,
+    ]);
+    let out = limited.run(
+        &[
+            "--dir",
+            d,
+            "-t",
+            "1",
+            "-w",
+            "2",
+            "--size",
+            "16M",
+            "--rw",
+            "randread",
+            "--bs",
+            "4k",
+            "--engine",
+            "io_uring",
+            "--iodepth",
+            "32",
+            "--json",
+            "-q",
+        ],
+        T,
+    );
+    let Some(r) = ran_on("io_uring", &out) else {
+        return;
+    };
+    assert_eq!(r["details"]["registered_rings"], 0, "{}", r["details"]);
+    assert!(r["totals"]["read_ops"].as_u64().unwrap() > 0);
+    assert_eq!(r["errors"], serde_json::json!({}), "{}", r["errors"]);
+    assert!(dir.names().is_empty());
+    assert!(live_tagged(&out.tag).is_empty());
 }
 
 #[test]

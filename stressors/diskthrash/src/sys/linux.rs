@@ -1,7 +1,7 @@
 //! Linux: O_DIRECT, sync_file_range, /proc/diskstats, io_uring.
 
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::FromRawFd;
 use std::path::Path;
 
 use super::DiskStats;
@@ -77,6 +77,8 @@ pub fn disk_stats(name: &str) -> Option<DiskStats> {
 /// io_uring (Linux 5.1+; reads and writes 5.6+), through the pure-Rust io-uring crate.
 pub struct Ring {
     ring: io_uring::IoUring,
+    /// The file registered with the ring (with the buffer region of `register`), if any.
+    fixed: Option<i32>,
 }
 
 impl Ring {
@@ -97,7 +99,7 @@ impl Ring {
                 b.setup_single_issuer().setup_defer_taskrun();
             }
             match b.build(entries) {
-                Ok(ring) => return Ok(Ring { ring }),
+                Ok(ring) => return Ok(Ring { ring, fixed: None }),
                 Err(e) => last = e.raw_os_error().unwrap_or(0),
             }
             if last != libc::EINVAL {
@@ -107,12 +109,37 @@ impl Ring {
         Err(ring_refusal(last))
     }
 
+    /// Registers `fd` and the buffer region `buf..buf+len` with the ring, so that the kernel
+    /// neither looks the file up nor pins the buffer's pages for each I/O (fio's registerfiles
+    /// and fixedbufs, off there by default). False where the kernel refuses (pinned pages
+    /// count against RLIMIT_MEMLOCK, and sandboxes may lack it): the ring goes on unregistered.
+    ///
+    /// # Safety
+    /// `buf..buf+len` must stay valid until the ring is dropped.
+    pub unsafe fn register(&mut self, fd: i32, buf: *mut u8, len: usize) -> bool {
+        let iov = libc::iovec {
+            iov_base: buf.cast(),
+            iov_len: len,
+        };
+        let submitter = self.ring.submitter();
+        // SAFETY: the caller keeps the region valid for the ring's life (this fn's contract).
+        if unsafe { submitter.register_buffers(&[iov]) }.is_err() {
+            return false;
+        }
+        if submitter.register_files(&[fd]).is_err() {
+            let _ = submitter.unregister_buffers();
+            return false;
+        }
+        self.fixed = Some(fd);
+        true
+    }
+
     /// Queues one read or write of `len` bytes at `off`, from or into `buf`, tagged `tag`.
     /// False when the submission queue is full.
     ///
     /// # Safety
     /// `buf..buf+len` must stay valid and unused by anything else until the completion with
-    /// `tag` has been taken.
+    /// `tag` has been taken; on a registered ring, inside the registered region.
     pub unsafe fn push(
         &mut self,
         write: bool,
@@ -123,7 +150,17 @@ impl Ring {
         tag: u64,
     ) -> bool {
         use io_uring::{opcode, types};
-        let e = if write {
+        let e = if self.fixed == Some(fd) {
+            if write {
+                opcode::WriteFixed::new(types::Fixed(0), buf, len, 0)
+                    .offset(off)
+                    .build()
+            } else {
+                opcode::ReadFixed::new(types::Fixed(0), buf, len, 0)
+                    .offset(off)
+                    .build()
+            }
+        } else if write {
             opcode::Write::new(types::Fd(fd), buf, len)
                 .offset(off)
                 .build()
@@ -148,8 +185,10 @@ impl Ring {
         }
     }
 
-    /// One write and one read on a memory file; Err says in words why they failed.
-    fn check_rw(&mut self) -> Result<(), String> {
+    /// One write and one read on a memory file, then the same through a registered file and
+    /// buffer where the kernel takes them (the workers register theirs); Err says in words
+    /// why they failed.
+    fn check_rw(&mut self, buf: &mut [u8]) -> Result<(), String> {
         // SAFETY: a plain syscall with a NUL-terminated name; the fd is owned below.
         let fd = unsafe { libc::memfd_create(c"diskthrash-probe".as_ptr(), libc::MFD_CLOEXEC) };
         if fd < 0 {
@@ -158,38 +197,40 @@ impl Ring {
             return Ok(());
         }
         // SAFETY: fd was just created and is owned by nothing else.
-        let file = unsafe { fs::File::from_raw_fd(fd) };
-        let mut buf = vec![0x5au8; 4096];
-        for write in [true, false] {
-            // SAFETY: buf outlives the wait below, which takes this I/O's completion.
-            let pushed = unsafe {
-                self.push(
-                    write,
-                    file.as_raw_fd(),
-                    buf.as_mut_ptr(),
-                    buf.len() as u32,
-                    0,
-                    0,
-                )
-            };
-            if !pushed {
-                return Err("io_uring: the submission queue took no entry".into());
+        let _file = unsafe { fs::File::from_raw_fd(fd) };
+        for fixed in [false, true] {
+            // SAFETY: the caller's buf outlives the ring (made after it, dropped before it).
+            if fixed && !unsafe { self.register(fd, buf.as_mut_ptr(), buf.len()) } {
+                break;
             }
-            let mut done = Vec::new();
-            while done.is_empty() {
-                match self.submit_and_wait(1) {
-                    Ok(_) => self.completions(&mut done),
-                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                    Err(e) => return Err(format!("io_uring_enter: {e}")),
+            for write in [true, false] {
+                // SAFETY: buf outlives the wait below, which takes this I/O's completion.
+                let pushed =
+                    unsafe { self.push(write, fd, buf.as_mut_ptr(), buf.len() as u32, 0, 0) };
+                if !pushed {
+                    return Err("io_uring: the submission queue took no entry".into());
                 }
-            }
-            let res = done[0].1;
-            if res < 0 {
-                let op = if write { "writes" } else { "reads" };
-                return Err(format!(
-                    "io_uring_enter: {op} refused ({}): a kernel or sandbox with part of io_uring",
-                    common::error::errno_text(nix::errno::Errno::from_raw(-res))
-                ));
+                let mut done = Vec::new();
+                while done.is_empty() {
+                    match self.submit_and_wait(1) {
+                        Ok(_) => self.completions(&mut done),
+                        Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                        Err(e) => return Err(format!("io_uring_enter: {e}")),
+                    }
+                }
+                let res = done[0].1;
+                if res < 0 {
+                    let op = match (fixed, write) {
+                        (false, true) => "writes",
+                        (false, false) => "reads",
+                        (true, true) => "writes from a registered buffer",
+                        (true, false) => "reads into a registered buffer",
+                    };
+                    return Err(format!(
+                        "io_uring_enter: {op} refused ({}): a kernel or sandbox with part of io_uring",
+                        common::error::errno_text(nix::errno::Errno::from_raw(-res))
+                    ));
+                }
             }
         }
         Ok(())
@@ -210,7 +251,8 @@ pub fn ring_rw_works() -> Result<(), String> {
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
             drop(rd);
-            let why = Ring::new(2).and_then(|mut r| r.check_rw()).err();
+            let mut buf = vec![0x5au8; 4096];
+            let why = Ring::new(2).and_then(|mut r| r.check_rw(&mut buf)).err();
             let mut out = fs::File::from(wr);
             let _ = out.write_all(why.unwrap_or_default().as_bytes());
             // SAFETY: ends the child at once, without the parent's exit handlers.
