@@ -2,9 +2,10 @@
 peer tools, the best of a tool's rounds and its ratio to a peer round by round.
 
 The benches alternate the tools round after round, so a neighbour's burst lands on one round
-of each rather than on all rounds of one tool; a ratio taken within each round and shown
-with its spread over the rounds says how far the comparison holds, which the ratio of two
-best-of figures hides.
+of each rather than on all rounds of one tool, and the order turns every round, so that
+neither tool always runs after the other (on a shared disk, the second meets the first's
+discards and write-back); a ratio taken within each round and shown with its spread over the
+rounds says how far the comparison holds, which the ratio of two best-of figures hides.
 """
 
 import os
@@ -30,6 +31,17 @@ def install_missing(packages):
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
         subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env,
                        stdout=subprocess.DEVNULL)
+
+
+def rounds(reps, *runs):
+    """Runs each of runs once a round for reps rounds, in turn, the order reversed every
+    other round: one list of results per run, round r of each at index r."""
+    out = [[] for _ in runs]
+    for r in range(reps):
+        order = list(zip(out, runs, strict=True))
+        for got, run in order[::-1] if r % 2 else order:
+            got.append(run())
+    return out
 
 
 def best(values):

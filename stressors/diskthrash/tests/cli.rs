@@ -289,35 +289,38 @@ fn rate_and_iops_caps_hold_within_a_few_percent() {
     }
 }
 
+/// The arguments of a one-second run of 2 workers on 16 MiB in `d`, 4 KiB blocks, through
+/// `engine` at depth `depth`.
+fn short_run<'a>(d: &'a str, engine: &'a str, rw: &'a str, depth: &'a str) -> [&'a str; 18] {
+    [
+        "--dir",
+        d,
+        "-t",
+        "1",
+        "-w",
+        "2",
+        "--size",
+        "16M",
+        "--rw",
+        rw,
+        "--bs",
+        "4k",
+        "--engine",
+        engine,
+        "--iodepth",
+        depth,
+        "--json",
+        "-q",
+    ]
+}
+
 #[test]
 fn both_engines_work() {
     let _turn = take_turn();
     let dir = TempDir::new("disk-engines");
     let d = dir.path.to_str().unwrap();
     for engine in ["psync", "io_uring"] {
-        let out = bin().run(
-            &[
-                "--dir",
-                d,
-                "-t",
-                "1",
-                "-w",
-                "2",
-                "--size",
-                "16M",
-                "--rw",
-                "randrw",
-                "--bs",
-                "4k",
-                "--engine",
-                engine,
-                "--iodepth",
-                "8",
-                "--json",
-                "-q",
-            ],
-            T,
-        );
+        let out = bin().run(&short_run(d, engine, "randrw", "8"), T);
         let Some(r) = ran_on(engine, &out) else {
             continue;
         };
@@ -354,29 +357,7 @@ fn io_uring_goes_on_where_its_buffers_cannot_be_registered() {
         "--",
         &exe,
     ]);
-    let out = limited.run(
-        &[
-            "--dir",
-            d,
-            "-t",
-            "1",
-            "-w",
-            "2",
-            "--size",
-            "16M",
-            "--rw",
-            "randread",
-            "--bs",
-            "4k",
-            "--engine",
-            "io_uring",
-            "--iodepth",
-            "32",
-            "--json",
-            "-q",
-        ],
-        T,
-    );
+    let out = limited.run(&short_run(d, "io_uring", "randread", "32"), T);
     let Some(r) = ran_on("io_uring", &out) else {
         return;
     };
