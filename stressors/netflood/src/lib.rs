@@ -6,8 +6,8 @@
 //!   device take it (probed at start; otherwise plain `sendmmsg`, or `send` on illumos):
 //!   a syscall per thousands of datagrams, where iperf3 makes one `write()` per datagram.
 //! - `sink` receives as fast as it can (`recvmmsg`, `UDP_GRO`, one `SO_REUSEPORT` socket per
-//!   worker, polling while data keeps coming): the paper's external receiver and its "server
-//!   receives" stress in one. Every datagram carries a small header (run id, sender worker,
+//!   worker, polling while data keeps coming, copying out headers and not payloads): the
+//!   paper's external receiver and its "server receives" stress in one. Every datagram carries a small header (run id, sender worker,
 //!   64-bit sequence, send time), so the sink reports per sender what arrived, what was lost,
 //!   reordered or duplicated (a 1,024-datagram window: a late duplicate beyond it counts as
 //!   reordered), and the drops its own socket saw (`SO_RXQ_OVFL`) apart from those on the path.
@@ -19,7 +19,7 @@
 //! A sender that meets ECONNREFUSED, ENETUNREACH or ENOBUFS keeps going and counts it: a
 //! dead receiver is normal in a flood.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -1066,7 +1066,7 @@ impl NetFlood {
     }
 
     fn sink_udp(&self, w: &mut Worker, listen: &[SocketAddr]) -> common::Result<()> {
-        let (s, mut rx) = receiver(w, listen)?;
+        let (s, mut rx) = receiver(w, listen, true)?;
         let fd = s.as_raw_fd();
         let mut flows: Vec<Flow> = Vec::new();
         let mut last_publish = time::mono_ns();
@@ -1091,22 +1091,23 @@ impl NetFlood {
                 if let Some(d) = r.drops {
                     w.set(self.counters.socket_drops, d as u64);
                 }
-                let mut k = 0;
-                for seg in r.data.chunks(r.seg) {
-                    k += 1;
-                    if let Some((run, wk, seq, _)) = parse(seg) {
-                        let f = match flows.iter().position(|f| f.run == run && f.worker == wk) {
-                            Some(i) => &mut flows[i],
-                            None => {
-                                flows.push(Flow::new(run, wk));
-                                flows.last_mut().expect("just pushed")
-                            }
-                        };
-                        f.arrive(seq);
-                    }
+                // One datagram, or a GRO batch: one sender's datagrams in the order they
+                // came, each the next sequence number unless the network lost one inside the
+                // batch (then the batch's last numbers are counted early, and the loss when
+                // the next batch comes). Only the first header is read (`UdpRx::heads`).
+                let k = r.len.div_ceil(r.seg) as u64;
+                if let Some((run, wk, seq, _)) = parse(r.data) {
+                    let f = match flows.iter().position(|f| f.run == run && f.worker == wk) {
+                        Some(i) => &mut flows[i],
+                        None => {
+                            flows.push(Flow::new(run, wk));
+                            flows.last_mut().expect("just pushed")
+                        }
+                    };
+                    (seq..seq + k).for_each(|s| f.arrive(s));
                 }
                 w.add(MetricId::OPS, k);
-                w.add(self.counters.bytes, r.data.len() as u64);
+                w.add(self.counters.bytes, r.len as u64);
             }
             let now = time::mono_ns();
             if now - last_publish > 200_000_000 {
@@ -1134,7 +1135,8 @@ impl NetFlood {
             let mut idle = true;
             let mut i = 0;
             while i < conns.len() {
-                match conns[i].read(&mut buf) {
+                // Counted, not copied out (see `UdpRx::heads` for what a copy costs).
+                match sys::tcp_discard(conns[i].as_raw_fd(), &mut buf) {
                     Ok(0) => {
                         conns.swap_remove(i);
                         continue;
@@ -1171,7 +1173,7 @@ impl NetFlood {
     }
 
     fn echo(&self, w: &mut Worker, listen: &[SocketAddr]) -> common::Result<()> {
-        let (s, mut rx) = receiver(w, listen)?;
+        let (s, mut rx) = receiver(w, listen, false)?;
         let fd = s.as_raw_fd();
         while w.running() {
             let n = match rx.recv(fd, true) {
@@ -1200,14 +1202,20 @@ impl NetFlood {
 }
 
 /// This worker's receiving socket (its share of the --listen addresses, SO_REUSEPORT, a
-/// 100 ms timeout so it sees the stop) and its receive batches.
-fn receiver(w: &Worker, listen: &[SocketAddr]) -> common::Result<(Socket, UdpRx)> {
+/// 100 ms timeout so it sees the stop) and its receive batches: whole datagrams for an
+/// echo, which sends them back, or with `heads` their headers only.
+fn receiver(w: &Worker, listen: &[SocketAddr], heads: bool) -> common::Result<(Socket, UdpRx)> {
     let a = listen[w.index % listen.len()];
     let s = bind(a, Proto::Udp).map_err(|e| Error::from(e).context(format!("binding {a}")))?;
     s.set_read_timeout(Some(Duration::from_millis(100)))
         .map_err(Error::from)?;
     let _ = UdpRx::enable(s.as_raw_fd());
-    Ok((s, UdpRx::new(64, 64 << 10)))
+    let rx = if heads {
+        UdpRx::heads(64, HEADER)
+    } else {
+        UdpRx::new(64, 64 << 10)
+    };
+    Ok((s, rx))
 }
 
 /// Leaves the worker's flows for `finish` (the latest copy wins).

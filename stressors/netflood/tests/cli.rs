@@ -218,6 +218,58 @@ fn reordering_duplicates_and_loss_are_detected_in_a_crafted_sequence() {
     assert_eq!(r["totals"]["ops"], 11);
 }
 
+/// A GSO message reaches the sink as one GRO batch, of which the sink reads only the first
+/// header: the batch's datagrams count as the numbers that follow it, and a loss inside the
+/// batch shows when the next datagram comes. The totals stay exact.
+#[test]
+fn a_gro_batch_counts_from_its_first_header_and_a_loss_in_it_shows_after_it() {
+    use std::os::fd::AsRawFd;
+    let _turn = take_turn();
+    let p = port();
+    let addr = format!("127.0.0.1:{p}");
+    let sink = start(
+        "sink",
+        &["--listen", &addr, "-w", "1", "-t", "2", "--json", "-q"],
+        1,
+    );
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(&addr).unwrap();
+    const UDP_SEGMENT: libc::c_int = 103;
+    let seg: libc::c_int = 64;
+    // SAFETY: an int option on a socket we own, its size given.
+    let set = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_UDP,
+            UDP_SEGMENT,
+            (&seg as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if set != 0 {
+        common::testkit::skip("UDP_SEGMENT refused here");
+        return;
+    }
+    // Five datagrams in one message, number 3 missing; then number 6 alone.
+    let mut msg = vec![0u8; 5 * 64];
+    for (k, seq) in [0u64, 1, 2, 4, 5].into_iter().enumerate() {
+        netflood::stamp(&mut msg[k * 64..], 0xBEEF, 3, seq, 1);
+    }
+    sock.send(&msg).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut one = [0u8; 64];
+    netflood::stamp(&mut one, 0xBEEF, 3, 6, 1);
+    sock.send(&one).unwrap();
+    let r = sink.wait(T).json();
+    let f = &r["details"]["per_sender"][0];
+    assert_eq!(f["received"], 6, "{f}");
+    assert_eq!(f["lost"], 1, "{f}");
+    assert_eq!(f["duplicates"], 0, "{f}");
+    assert_eq!(f["reordered"], 0, "{f}");
+    assert_eq!(r["totals"]["ops"], 6);
+    assert_eq!(r["totals"]["bytes"], 6 * 64, "{}", r["totals"]);
+}
+
 #[test]
 fn the_rate_cap_holds_in_datagrams_and_in_bits() {
     let _turn = take_turn();

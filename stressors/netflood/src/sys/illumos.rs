@@ -30,6 +30,18 @@ pub fn udp_gso(_fd: i32, _seg: usize) -> Result<(), String> {
     Err("UDP_SEGMENT (GSO) is Linux only".into())
 }
 
+/// Reads up to `buf.len()` bytes off a TCP stream into `buf` (illumos has no MSG_TRUNC that
+/// discards them). Ok(0) at the end of the stream.
+pub fn tcp_discard(fd: i32, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: reading into our own buffer of its length.
+    let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
 /// Receive batches of one: recvfrom(2) (no recvmmsg, GRO or drop counts on illumos).
 pub struct UdpRx {
     buf: Vec<u8>,
@@ -41,6 +53,7 @@ pub struct UdpRx {
 /// One received datagram.
 pub struct Received<'a> {
     pub data: &'a [u8],
+    pub len: usize,
     pub seg: usize,
     pub drops: Option<u32>,
 }
@@ -54,6 +67,11 @@ impl UdpRx {
             from_len: 0,
             len: 0,
         }
+    }
+
+    /// Whole datagrams: illumos's recvfrom has no MSG_TRUNC that returns the full length.
+    pub fn heads(n: usize, _cap: usize) -> Self {
+        Self::new(n, 64 << 10)
     }
 
     pub fn enable(_fd: i32) -> (Result<(), String>, Result<(), String>) {
@@ -83,6 +101,7 @@ impl UdpRx {
     pub fn get(&self, _j: usize) -> Received<'_> {
         Received {
             data: &self.buf[..self.len],
+            len: self.len,
             seg: self.len.max(1),
             drops: None,
         }

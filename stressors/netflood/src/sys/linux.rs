@@ -91,6 +91,19 @@ pub fn udp_send(
     Ok(nix::errno::Errno::result(n)? as usize * per_msg)
 }
 
+/// Takes up to `buf.len()` bytes off a TCP stream without copying them out (MSG_TRUNC
+/// discards them in the kernel; `buf` stays untouched): a sink counts bytes and has no use
+/// for them. Ok(0) at the end of the stream.
+pub fn tcp_discard(fd: i32, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: a buffer of ours of the length given (the kernel writes nothing to it).
+    let r = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_TRUNC) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
 /// Turns on GSO for datagrams of `seg` bytes on a UDP socket (UDP_SEGMENT, Linux 4.18+).
 pub fn udp_gso(fd: i32, seg: usize) -> Result<(), String> {
     setsockopt_int(fd, libc::SOL_UDP, UDP_SEGMENT, seg as libc::c_int)
@@ -109,12 +122,17 @@ pub struct UdpRx {
     got: usize,
     /// MSG_WAITFORONE works here; cleared at its first EINVAL (gVisor refuses the flag).
     wait_for_one: bool,
+    /// MSG_TRUNC for buffers that take only the start of what arrives, else 0.
+    trunc: i32,
 }
 
 /// One received buffer.
 pub struct Received<'a> {
-    /// The bytes: one datagram, or several of `seg` bytes (the last may be shorter).
+    /// The bytes: one datagram, or several of `seg` bytes (the last may be shorter); with
+    /// [`UdpRx::heads`], only the first bytes of them.
     pub data: &'a [u8],
+    /// The length of what arrived (of `data`, unless only its start was read).
+    pub len: usize,
     pub seg: usize,
     /// The socket's drop count (SO_RXQ_OVFL), if the kernel said.
     pub drops: Option<u32>,
@@ -137,6 +155,18 @@ impl UdpRx {
             ctl: vec![[0u8; 64]; n],
             got: 0,
             wait_for_one: true,
+            trunc: 0,
+        }
+    }
+
+    /// `n` buffers that take only the first `cap` bytes of each datagram or GRO batch, and
+    /// the length of all of it (MSG_TRUNC): the payload is not copied out, so the receiving
+    /// CPU never pulls it from the cache of the CPU that wrote it (on loopback and veth the
+    /// sender's, which then writes the next datagrams into memory it still holds).
+    pub fn heads(n: usize, cap: usize) -> Self {
+        Self {
+            trunc: libc::MSG_TRUNC,
+            ..Self::new(n, cap)
         }
     }
 
@@ -204,6 +234,7 @@ impl UdpRx {
         flags: i32,
     ) -> Result<usize, nix::errno::Errno> {
         let hdr = &mut self.hdr[from..from + len];
+        let flags = flags | self.trunc;
         // SAFETY: every header points at buffers owned by self, alive across the call, and
         // `hdr` holds `len` of them.
         let r = unsafe {
@@ -240,7 +271,8 @@ impl UdpRx {
             }
         }
         Received {
-            data: &self.bufs[j * self.cap..j * self.cap + len],
+            data: &self.bufs[j * self.cap..j * self.cap + len.min(self.cap)],
+            len,
             seg: seg.max(1),
             drops,
             from: &self.addrs[j],
