@@ -118,6 +118,11 @@ fn parse_net_rate(s: &str) -> Result<Rate, String> {
     }
 }
 
+/// A datagram or write size (`1472`, `128k`); the plan checks it against the protocol.
+fn parse_size_bytes(s: &str) -> Result<usize, String> {
+    common::units::parse_bytes(s).map(|b| usize::try_from(b).unwrap_or(usize::MAX))
+}
+
 const ADDR_FORMS: &str = "expected HOST:PORT like 10.0.0.2:9000, [::1]:9000 or sink.example:9000";
 
 fn parse_endpoint(s: &str) -> Result<String, String> {
@@ -178,11 +183,12 @@ pub struct SendArgs {
     pub to: Vec<String>,
     #[arg(long, value_enum, default_value_t = Proto::Udp, help_heading = "Stress")]
     pub proto: Proto,
-    /// Bytes per datagram (UDP: 32 to 65507) or per write (TCP)
+    /// Bytes per datagram (UDP: 32 to 65507) or per write (TCP: up to 16M; 128k, 1M)
     #[arg(
         long,
         value_name = "BYTES",
         default_value_t = 60000,
+        value_parser = parse_size_bytes,
         help_heading = "Stress"
     )]
     pub size: usize,
