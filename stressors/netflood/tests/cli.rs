@@ -185,26 +185,33 @@ fn an_idle_sink_sleeps() {
     );
 }
 
-/// Datagrams with our header, sent by the test itself in a crafted order.
-#[test]
-fn reordering_duplicates_and_loss_are_detected_in_a_crafted_sequence() {
-    let _turn = take_turn();
-    let p = port();
-    let addr = format!("127.0.0.1:{p}");
+/// A sink of one worker for 2 s on a fresh loopback port, and a socket connected to it for
+/// the test's own crafted datagrams.
+fn sink_and_socket() -> (Running, UdpSocket) {
+    let addr = format!("127.0.0.1:{}", port());
     let sink = start(
         "sink",
         &["--listen", &addr, "-w", "1", "-t", "2", "--json", "-q"],
         1,
     );
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.connect(&addr).unwrap();
+    (sink, sock)
+}
+
+/// Datagrams with our header, sent by the test itself in a crafted order.
+#[test]
+fn reordering_duplicates_and_loss_are_detected_in_a_crafted_sequence() {
+    let _turn = take_turn();
+    let (sink, sock) = sink_and_socket();
     for seq in [0u64, 1, 2, 4, 6, 5, 7, 8, 8, 9] {
         let mut b = [0u8; 64];
         netflood::stamp(&mut b, 0xABCD, 7, seq, 1);
-        sock.send_to(&b, &addr).unwrap();
+        sock.send(&b).unwrap();
         std::thread::sleep(Duration::from_millis(5));
     }
     // Not ours: counted as received bytes, no flow.
-    sock.send_to(b"hello", &addr).unwrap();
+    sock.send(b"hello").unwrap();
     let r = sink.wait(T).json();
     let d = &r["details"];
     assert_eq!(d["senders"], 1, "{d}");
@@ -225,15 +232,7 @@ fn reordering_duplicates_and_loss_are_detected_in_a_crafted_sequence() {
 fn a_gro_batch_counts_from_its_first_header_and_a_loss_in_it_shows_after_it() {
     use std::os::fd::AsRawFd;
     let _turn = take_turn();
-    let p = port();
-    let addr = format!("127.0.0.1:{p}");
-    let sink = start(
-        "sink",
-        &["--listen", &addr, "-w", "1", "-t", "2", "--json", "-q"],
-        1,
-    );
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    sock.connect(&addr).unwrap();
+    let (sink, sock) = sink_and_socket();
     const UDP_SEGMENT: libc::c_int = 103;
     let seg: libc::c_int = 64;
     // SAFETY: an int option on a socket we own, its size given.
