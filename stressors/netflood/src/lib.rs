@@ -7,10 +7,11 @@
 //!   a syscall per thousands of datagrams, where iperf3 makes one `write()` per datagram.
 //! - `sink` receives as fast as it can (`recvmmsg`, `UDP_GRO`, one `SO_REUSEPORT` socket per
 //!   worker, polling while data keeps coming, copying out headers and not payloads): the
-//!   paper's external receiver and its "server receives" stress in one. Every datagram carries a small header (run id, sender worker,
-//!   64-bit sequence, send time), so the sink reports per sender what arrived, what was lost,
-//!   reordered or duplicated (a 1,024-datagram window: a late duplicate beyond it counts as
-//!   reordered), and the drops its own socket saw (`SO_RXQ_OVFL`) apart from those on the path.
+//!   paper's external receiver and its "server receives" stress in one. Every datagram
+//!   carries a small header (run id, sender worker, 64-bit sequence, send time), so the sink
+//!   reports per sender what arrived, what was lost, reordered or duplicated (a
+//!   1,024-datagram window: a late duplicate beyond it counts as reordered), and the drops
+//!   its own socket saw (`SO_RXQ_OVFL`) apart from those on the path.
 //! - `echo` reflects every datagram to its sender, so `send --echo` measures round-trip
 //!   latency without synchronised clocks; the well-behaved probe uses it too.
 //!
