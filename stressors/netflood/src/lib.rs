@@ -495,6 +495,10 @@ const GSO_OLD_MAX: usize = 64;
 /// it, a cross-CPU wake-up per batch paid on the sender's CPU; one that keeps polling while
 /// data keeps coming spares the sender that.
 const SPIN: u32 = 256;
+/// What a TCP sink lets arrive before it reads (SO_RCVLOWAT, Linux). Read as each GSO segment
+/// lands, a stream costs a read and often an acknowledgement per 64 KiB; half a MiB per read
+/// is fewer of both (docs/notes/netflood-bench.md).
+const TCP_LOWAT: usize = 512 << 10;
 /// The largest UDP payload in one IPv4 datagram.
 const UDP_MAX: usize = 65507;
 
@@ -1131,50 +1135,61 @@ impl NetFlood {
         let s = bind(a, Proto::Tcp).map_err(|e| Error::from(e).context(format!("binding {a}")))?;
         let l: TcpListener = s.into();
         l.set_nonblocking(true).map_err(Error::from)?;
+        let pollin = |fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // The listener first, then one entry per connection, in the order of `conns`.
+        let mut fds = vec![pollin(l.as_raw_fd())];
         let mut conns: Vec<TcpStream> = Vec::new();
         let mut buf = vec![0u8; 1 << 20];
         let mut empty = 0;
         while w.running() {
-            while let Ok((c, _)) = l.accept() {
-                let _ = c.set_nonblocking(true);
-                conns.push(c);
+            // Polls without sleeping while data keeps coming (see SPIN); a connection is
+            // ready once its low-water mark is in.
+            let wait = if empty >= SPIN { 50 } else { 0 };
+            // SAFETY: a valid array of pollfds for its length.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as _, wait) };
+            // A stream slower than the low-water mark is still counted, 50 ms late at most.
+            let all = wait > 0 && n == 0;
+            // Only when a connection waits: a failed accept(2) still makes and frees a socket.
+            if fds[0].revents != 0 {
+                while let Ok((c, _)) = l.accept() {
+                    let _ = c.set_nonblocking(true);
+                    let _ = sys::tcp_lowat(c.as_raw_fd(), TCP_LOWAT);
+                    fds.push(pollin(c.as_raw_fd()));
+                    conns.push(c);
+                }
             }
             let mut idle = true;
             let mut i = 0;
             while i < conns.len() {
+                if !all && fds[i + 1].revents == 0 {
+                    i += 1;
+                    continue;
+                }
                 // Counted, not copied out (see `UdpRx::heads` for what a copy costs).
                 match sys::tcp_discard(conns[i].as_raw_fd(), &mut buf) {
-                    Ok(0) => {
-                        conns.swap_remove(i);
-                        continue;
-                    }
-                    Ok(n) => {
+                    Ok(n) if n > 0 => {
                         idle = false;
                         w.add(MetricId::OPS, 1);
                         w.add(self.counters.bytes, n as u64);
+                        i += 1;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => {
-                        self.count_err(w, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => i += 1,
+                    r => {
+                        if let Err(e) = r {
+                            let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                            self.count_err(w, Errno::from_raw(errno));
+                        }
+                        // The end of the stream, or an error: its entries go together.
                         conns.swap_remove(i);
-                        continue;
+                        fds.swap_remove(i + 1);
                     }
                 }
-                i += 1;
             }
             empty = if idle { empty + 1 } else { 0 };
-            if empty >= SPIN {
-                let mut fds: Vec<libc::pollfd> = std::iter::once(l.as_raw_fd())
-                    .chain(conns.iter().map(|c| c.as_raw_fd()))
-                    .map(|fd| libc::pollfd {
-                        fd,
-                        events: libc::POLLIN,
-                        revents: 0,
-                    })
-                    .collect();
-                // SAFETY: a valid array of pollfds for its length.
-                unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as _, 50) };
-            }
         }
         Ok(())
     }

@@ -319,6 +319,33 @@ fn echo_round_trips_give_rtt_percentiles() {
     assert_eq!(e["totals"]["ops"].as_u64().unwrap(), sent);
 }
 
+/// A TCP sink reads half a MiB at a time from a fast stream; a stream that trickles is
+/// counted all the same, while it is still open.
+#[test]
+fn a_tcp_stream_below_the_low_water_mark_is_counted() {
+    use std::io::Write;
+    let _turn = take_turn();
+    let addr = format!("127.0.0.1:{}", port());
+    let sink = start(
+        "sink",
+        &[
+            "--proto", "tcp", "--listen", &addr, "-w", "1", "-t", "2", "--json", "-q",
+        ],
+        1,
+    );
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    c.write_all(&[7u8; 1000]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    c.write_all(&[7u8; 500]).unwrap();
+    // Open until the sink has reported: no end of stream makes it read.
+    let r = sink.wait(T);
+    drop(c);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = r.json();
+    assert_eq!(r["totals"]["bytes"], 1500, "{}", r["totals"]);
+    assert_eq!(r["errors"], serde_json::json!({}), "{}", r["errors"]);
+}
+
 #[test]
 fn tcp_and_ipv6_work() {
     let _turn = take_turn();

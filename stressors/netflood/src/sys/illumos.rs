@@ -30,6 +30,11 @@ pub fn udp_gso(_fd: i32, _seg: usize) -> Result<(), String> {
     Err("UDP_SEGMENT (GSO) is Linux only".into())
 }
 
+/// Not set on illumos: its sink reads whatever has arrived.
+pub fn tcp_lowat(_fd: i32, _bytes: usize) -> Result<(), String> {
+    Err("SO_RCVLOWAT for poll(2) is set on Linux only".into())
+}
+
 /// Reads up to `buf.len()` bytes off a TCP stream into `buf` (illumos has no MSG_TRUNC that
 /// discards them). Ok(0) at the end of the stream.
 pub fn tcp_discard(fd: i32, buf: &mut [u8]) -> std::io::Result<usize> {

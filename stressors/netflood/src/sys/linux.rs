@@ -104,6 +104,17 @@ pub fn tcp_discard(fd: i32, buf: &mut [u8]) -> std::io::Result<usize> {
     }
 }
 
+/// Makes poll(2) call a TCP stream readable only once `bytes` are in (SO_RCVLOWAT; the
+/// kernel grows the receive buffer to hold them).
+pub fn tcp_lowat(fd: i32, bytes: usize) -> Result<(), String> {
+    setsockopt_int(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_RCVLOWAT,
+        bytes as libc::c_int,
+    )
+}
+
 /// Turns on GSO for datagrams of `seg` bytes on a UDP socket (UDP_SEGMENT, Linux 4.18+).
 pub fn udp_gso(fd: i32, seg: usize) -> Result<(), String> {
     setsockopt_int(fd, libc::SOL_UDP, UDP_SEGMENT, seg as libc::c_int)
