@@ -405,6 +405,62 @@ fn direct_on_a_filesystem_that_refuses_it_says_so_and_goes_on_buffered() {
     assert_eq!(r["params"]["effective"]["direct"], false);
 }
 
+/// Direct I/O of 1 MiB and more runs from buffers on transparent huge pages, where the
+/// kernel hands them out on request only (`madvise` mode: under `always` any process may
+/// have some, and this could not fail).
+#[test]
+fn direct_io_of_a_mebibyte_runs_from_huge_pages() {
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled");
+    if bin().emulated() || !thp.is_ok_and(|m| m.contains("[madvise]")) {
+        common::testkit::skip("needs native transparent huge pages in madvise mode");
+        return;
+    }
+    let _turn = take_turn();
+    let dir = TempDir::new("disk-huge");
+    let run = bin().spawn(&[
+        "--dir",
+        dir.path.to_str().unwrap(),
+        "-t",
+        "3",
+        "-w",
+        "2",
+        "--size",
+        "32M",
+        "--rw",
+        "write",
+        "--bs",
+        "1M",
+        "--direct",
+        "--json",
+        "-q",
+    ]);
+    let huge_kib = |pid: i32| -> u64 {
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"));
+        let line = smaps.unwrap_or_default();
+        let kib = line.lines().find_map(|l| l.strip_prefix("AnonHugePages:"));
+        kib.and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(wait_for_live(&run.tag, 3, T));
+    let t0 = Instant::now();
+    let mut most = 0;
+    while most < 2 * 2048 && t0.elapsed() < Duration::from_secs(2) {
+        most = most.max(live_tagged(&run.tag).into_iter().map(huge_kib).sum());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = run.wait(T);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let r = out.json();
+    if r["params"]["effective"]["direct"] != true {
+        common::testkit::skip("this filesystem refuses O_DIRECT");
+        return;
+    }
+    assert!(r["totals"]["write_bytes"].as_u64().unwrap() > 0);
+    // One huge page per worker's buffer.
+    assert!(most >= 2 * 2048, "AnonHugePages of the run: {most} kB");
+    assert!(dir.names().is_empty());
+}
+
 /// Buffered writes for the whole run: dirty pages stay bounded, so the run ends within a
 /// second of its deadline. (Freeing the files' blocks is the filesystem's own work at the
 /// end, about 0.7 s per GiB with online discard on these machines: kept small here.)

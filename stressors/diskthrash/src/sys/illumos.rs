@@ -18,6 +18,9 @@ pub fn set_direct(file: &std::fs::File) -> Result<(), String> {
         .map_err(|e| format!("directio refused ({})", common::error::errno_text(e)))
 }
 
+/// No madvise(MADV_HUGEPAGE) here: the buffers keep the pages the system gives.
+pub fn huge_pages(_map: &memmap2::MmapMut) {}
+
 /// No sync_file_range on illumos: with `wait`, fdatasync (a stronger wait); otherwise nothing.
 pub fn writeback(file: &std::fs::File, _off: u64, _len: u64, wait: bool) {
     if wait {

@@ -1,10 +1,16 @@
-//! Linux: O_DIRECT, sync_file_range, /proc/diskstats, io_uring.
+//! Linux: O_DIRECT, sync_file_range, /proc/diskstats, io_uring, huge page advice.
 
 use std::fs;
 use std::os::fd::FromRawFd;
 use std::path::Path;
 
 use super::DiskStats;
+
+/// Asks for transparent huge pages under `map` (madvise MADV_HUGEPAGE, before it is
+/// touched); where the kernel has none or refuses, small pages serve as before.
+pub fn huge_pages(map: &memmap2::MmapMut) {
+    let _ = map.advise(memmap2::Advice::HugePage);
+}
 
 /// Bypasses the page cache for `file` (O_DIRECT, set with fcntl). Err says why not in words
 /// (tmpfs and some others refuse it).
