@@ -6,7 +6,7 @@ use std::net::UdpSocket;
 use std::process::Command;
 use std::time::Duration;
 
-use common::testkit::{live_tagged, port, take_turn, wait_for_live, Bin, Running};
+use common::testkit::{live_tagged, port, take_turn, wait_for_live, Bin, Output, Running};
 use serde_json::Value;
 
 common::test_binary!("netflood");
@@ -26,28 +26,38 @@ fn start(mode: &str, args: &[&str], workers: usize) -> Running {
     run
 }
 
+/// A listener on `addr` (`listen`: sink or echo, then its flags) and a `send` to it (its
+/// flags after `--to`), both with `--json -q`: the sender's output, and the listener's once
+/// it has reported.
+fn flood(addr: &str, listen: &[&str], send: &[&str]) -> (Output, Output) {
+    let workers = match listen.iter().position(|a| *a == "-w") {
+        Some(i) => listen[i + 1].parse().unwrap(),
+        None => 1,
+    };
+    let mut args = listen[1..].to_vec();
+    args.extend(["--listen", addr, "--json", "-q"]);
+    let listener = start(listen[0], &args, workers);
+    let mut args = vec!["send", "--to", addr];
+    args.extend_from_slice(send);
+    args.extend(["--json", "-q"]);
+    let out = bin().run(&args, T);
+    (out, listener.wait(T))
+}
+
 #[test]
 fn sink_and_sender_agree_on_every_datagram() {
     let _turn = take_turn();
     let p = port();
     let addr = format!("127.0.0.1:{p}");
-    let sink = start(
-        "sink",
-        &["--listen", &addr, "-w", "2", "-t", "4", "--json", "-q"],
-        2,
-    );
-    let out = bin().run(
-        &[
-            "send", "--to", &addr, "-w", "2", "--size", "512", "--rate", "20k/s", "-t", "2",
-            "--json", "-q",
-        ],
-        T,
+    let (out, got) = flood(
+        &addr,
+        &["sink", "-w", "2", "-t", "4"],
+        &["-w", "2", "--size", "512", "--rate", "20k/s", "-t", "2"],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let s = out.json();
     let sent = s["totals"]["ops"].as_u64().unwrap();
     assert!(sent > 30_000, "sent {sent}");
-    let got = sink.wait(T);
     assert_eq!(got.code, Some(0), "{}", got.stderr);
     let r = got.json();
     let d = &r["details"];
@@ -68,21 +78,15 @@ fn sink_and_sender_agree_on_every_datagram() {
 /// one worker; the sender's report once the sink has checked that every datagram sent is
 /// counted as received or lost.
 fn full_speed_flood_is_accounted(addr: &str, size: &str, workers: &str, secs: &str) -> Value {
-    let sink = start(
-        "sink",
-        &["--listen", addr, "-w", "1", "-t", "4", "--json", "-q"],
-        1,
-    );
-    let out = bin().run(
-        &[
-            "send", "--to", addr, "-w", workers, "--size", size, "-t", secs, "--json", "-q",
-        ],
-        T,
+    let (out, sink) = flood(
+        addr,
+        &["sink", "-w", "1", "-t", "4"],
+        &["-w", workers, "--size", size, "-t", secs],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let s = out.json();
     let sent = s["totals"]["ops"].as_u64().unwrap();
-    let r = sink.wait(T).json();
+    let r = sink.json();
     let received = r["totals"]["ops"].as_u64().unwrap();
     let lost = r["details"]["lost"].as_u64().unwrap();
     // Lost is counted up to the highest sequence seen: the last few in flight at the
@@ -169,19 +173,13 @@ fn an_idle_sink_sleeps() {
     let p = port();
     let addr = format!("127.0.0.1:{p}");
     // A burst, then 3 s of nothing: a sink that kept polling would spend about 4 s of CPU.
-    let sink = start(
-        "sink",
-        &["--listen", &addr, "-w", "1", "-t", "4", "--json", "-q"],
-        1,
-    );
-    let out = bin().run(
-        &[
-            "send", "--to", &addr, "--size", "1472", "-w", "1", "-t", "0.5", "-q",
-        ],
-        T,
+    let (out, sink) = flood(
+        &addr,
+        &["sink", "-w", "1", "-t", "4"],
+        &["--size", "1472", "-w", "1", "-t", "0.5"],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let r = sink.wait(T).json();
+    let r = sink.json();
     assert!(r["totals"]["ops"].as_u64().unwrap() > 0);
     let cpu = r["totals"]["cpu_s"].as_f64().unwrap();
     assert!(
@@ -294,17 +292,12 @@ fn echo_round_trips_give_rtt_percentiles() {
     let _turn = take_turn();
     let p = port();
     let addr = format!("127.0.0.1:{p}");
-    let echo = start(
-        "echo",
-        &["--listen", &addr, "-w", "1", "-t", "5", "--json", "-q"],
-        1,
-    );
-    let out = bin().run(
+    let (out, echo) = flood(
+        &addr,
+        &["echo", "-w", "1", "-t", "5"],
         &[
-            "send", "--to", &addr, "--echo", "-w", "1", "--size", "64", "--rate", "2k/s", "-t",
-            "2", "--json", "-q",
+            "--echo", "-w", "1", "--size", "64", "--rate", "2k/s", "-t", "2",
         ],
-        T,
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let r = out.json();
@@ -315,7 +308,7 @@ fn echo_round_trips_give_rtt_percentiles() {
     assert!(rtt["p50_us"].as_f64().unwrap() > 0.0 && rtt["p99_us"].as_f64().unwrap() < 1e6);
     assert_eq!(r["details"]["echo_replies"].as_u64().unwrap(), n);
     assert!(r["samples"][0]["latency"]["rtt"]["count"].as_u64().unwrap() > 0);
-    let e = echo.wait(T).json();
+    let e = echo.json();
     assert_eq!(e["totals"]["ops"].as_u64().unwrap(), sent);
 }
 
@@ -351,20 +344,12 @@ fn tcp_and_ipv6_work() {
     let _turn = take_turn();
     let p = port();
     let addr = format!("127.0.0.1:{p}");
-    let sink = start(
-        "sink",
+    let (out, sink) = flood(
+        &addr,
+        &["sink", "--proto", "tcp", "-w", "1", "-t", "4"],
         &[
-            "--proto", "tcp", "--listen", &addr, "-w", "1", "-t", "4", "--json", "-q",
-        ],
-        1,
-    );
-    let out = bin().run(
-        &[
-            "send",
             "--proto",
             "tcp",
-            "--to",
-            &addr,
             "-w",
             "2",
             "--connections",
@@ -373,14 +358,11 @@ fn tcp_and_ipv6_work() {
             "64k",
             "-t",
             "2",
-            "--json",
-            "-q",
         ],
-        T,
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let sent = out.json()["totals"]["bytes"].as_u64().unwrap();
-    let r = sink.wait(T).json();
+    let r = sink.json();
     let got = r["totals"]["bytes"].as_u64().unwrap();
     assert!(sent > 10 << 20, "sent {sent}");
     // What was written and not yet read at the end is all that may differ.
@@ -391,20 +373,14 @@ fn tcp_and_ipv6_work() {
 
     let p = port();
     let addr6 = format!("[::1]:{p}");
-    let sink = start(
-        "sink",
-        &["--listen", &addr6, "-w", "1", "-t", "3", "--json", "-q"],
-        1,
-    );
-    let out = bin().run(
-        &[
-            "send", "--to", &addr6, "--size", "1000", "--rate", "10k/s", "-t", "1", "--json", "-q",
-        ],
-        T,
+    let (out, sink) = flood(
+        &addr6,
+        &["sink", "-w", "1", "-t", "3"],
+        &["--size", "1000", "--rate", "10k/s", "-t", "1"],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     let sent = out.json()["totals"]["ops"].as_u64().unwrap();
-    assert_eq!(sink.wait(T).json()["totals"]["ops"].as_u64().unwrap(), sent);
+    assert_eq!(sink.json()["totals"]["ops"].as_u64().unwrap(), sent);
 }
 
 #[test]
@@ -721,17 +697,12 @@ fn the_packet_engine_floods_ipv6_loopback() {
     }
     let p = port();
     let addr6 = format!("[::1]:{p}");
-    let sink = start(
-        "sink",
-        &["--listen", &addr6, "-w", "1", "-t", "4", "--json", "-q"],
-        1,
-    );
-    let out = bin().run(
+    let (out, sink) = flood(
+        &addr6,
+        &["sink", "-w", "1", "-t", "4"],
         &[
-            "send", "--engine", "packet", "--to", &addr6, "-w", "2", "--size", "1000", "--rate",
-            "10k/s", "-t", "2", "--json", "-q",
+            "--engine", "packet", "-w", "2", "--size", "1000", "--rate", "10k/s", "-t", "2",
         ],
-        T,
     );
     if bin().emulated() && out.code == Some(2) {
         common::testkit::skip(&format!(
@@ -756,7 +727,7 @@ fn the_packet_engine_floods_ipv6_loopback() {
     assert_eq!(per.len(), 2);
     assert_eq!(per.iter().sum::<u64>(), sent);
     assert_eq!(s["outcome"], "completed");
-    let r = sink.wait(T).json();
+    let r = sink.json();
     assert_eq!(
         r["totals"]["ops"].as_u64().unwrap(),
         sent,
