@@ -23,6 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from misbehave_check import Verdicts, started  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
@@ -78,13 +81,7 @@ def wait_for(pred, seconds):
 
 
 def main():
-    passed = failed = 0
-
-    def verdict(ok, what):
-        nonlocal passed, failed
-        print(f"{'PASS' if ok else 'FAIL'} {what}", flush=True)
-        passed += bool(ok)
-        failed += not ok
+    verdict = Verdicts()
     out = Path(tempfile.mkdtemp(prefix="iso-faults-"))
     res = out / "results"
     errlog, outlog = out / "stderr.log", out / "stdout.log"
@@ -92,11 +89,8 @@ def main():
            "--guests", "2", "--phase-seconds", "5", "--mem", "128",
            "--phases", "baseline,cpu,net-send", "--out", str(res)]
     t0 = time.monotonic()
-    with open(errlog, "w") as err, open(outlog, "w") as so:
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=so, stderr=err,
-                             start_new_session=True)
-    ns = f"misbehave-iso-{p.pid}"
-    try:
+    with started(cmd, out, stdout=outlog, stderr=errlog) as p:
+        ns = f"misbehave-iso-{p.pid}"
         def console(name, marker):
             f = res / "consoles" / name
             return f.exists() and marker in f.read_bytes()
@@ -180,15 +174,9 @@ def main():
         verdict(ns not in left and not procs and work and not Path(work).exists(),
                 f"the run's namespace, work dir {work} and processes are gone"
                 + (f": {procs}" if procs else ""))
-        if failed:
+        if verdict.failed:
             print(text[-3000:], file=sys.stderr)
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(timeout=30)
-        subprocess.run(["rm", "-rf", str(out)], timeout=60)
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 1 if failed else 0
+    return verdict.end()
 
 
 if __name__ == "__main__":

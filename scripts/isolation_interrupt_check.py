@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from misbehave_check import Verdicts, started  # noqa: E402
 from misbehave_docker import (LABEL, containerd_pids, docker_cli, leftovers,  # noqa: E402
                               procs_matching, why_not)
 
@@ -53,13 +54,7 @@ def main():
         skip(f"--platform {args.platform}: {why}")
         print("0 passed, 0 failed")
         return 0
-    passed = failed = 0
-
-    def verdict(ok, what):
-        nonlocal passed, failed
-        print(f"{'PASS' if ok else 'FAIL'} {what}", flush=True)
-        passed += bool(ok)
-        failed += not ok
+    verdict = Verdicts()
     shims_before = shims()
     # dockerd makes these whatever its exec-root; the run removes them if it made them.
     run_dirs = [d for d in ("/run/docker", "/run/containerd") if not Path(d).exists()]
@@ -69,13 +64,10 @@ def main():
            "--guests", "2", "--phase-seconds", "10", "--mem", "128", "--phases", "baseline,cpu",
            "--out", str(out / "results")]
     t0 = time.monotonic()
-    with open(errlog, "w") as err:
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=err, start_new_session=True)
     sock = dockerd = None
     cpids = []
     sent = False
-    try:
+    with started(cmd, out, stderr=errlog) as p:
         # Waits (at most 5 minutes) for the cpu set's two containers and its bomb to run.
         for _ in range(3000):
             if p.poll() is not None or time.monotonic() - t0 > 300:
@@ -125,15 +117,9 @@ def main():
                 + (f": {made}" if made else ""))
         verdict(shims() <= shims_before,
                 f"containerd-shim processes: {shims()} (before the run: {shims_before})")
-        if failed:
+        if verdict.failed:
             print(text[-3000:], file=sys.stderr)
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(timeout=30)
-        subprocess.run(["rm", "-rf", str(out)], timeout=60)
-    print(f"{passed} passed, {failed} failed", flush=True)
-    return 1 if failed else 0
+    return verdict.end()
 
 
 if __name__ == "__main__":
