@@ -65,19 +65,7 @@ pub fn read_report(path: &Path) -> Result<Option<ProbeRun>, String> {
 pub fn parse_report(path: &Path, text: &str) -> Result<Option<ProbeRun>, String> {
     let not_json = |e: serde_json::Error| format!("{}: not JSON ({e})", path.display());
     serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(not_json)?;
-    let head: Head = serde_json::from_str(text)
-        .map_err(|e| format!("{}: not a misbehave report ({e})", path.display()))?;
-    if !head.schema.starts_with("misbehave.report/") {
-        return Err(format!("{}: not a misbehave report", path.display()));
-    }
-    if head.schema != misbehave_report::SCHEMA {
-        return Err(format!(
-            "{}: schema {}, this compare reads {}",
-            path.display(),
-            head.schema,
-            misbehave_report::SCHEMA
-        ));
-    }
+    let head = Head::of_report(text).map_err(|e| format!("{}: {e}", path.display()))?;
     if head.tool != <probe::Probe as common::Stressor>::NAME {
         return Ok(None);
     }

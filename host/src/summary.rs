@@ -33,7 +33,7 @@ pub const COLUMNS: [&str; 9] = [
 
 /// What the table takes from a `misbehave.report/1`.
 #[derive(Debug, Deserialize)]
-struct Head {
+struct Fields {
     tool: String,
     outcome: String,
     exit_code: i64,
@@ -133,7 +133,11 @@ pub fn row(path: &Path, host: &str) -> Row {
         Ok(t) => t,
         Err(e) => return empty(format!("unreadable ({e})")),
     };
-    let head: Head = match serde_json::from_str(&text) {
+    // Another version's fields may mean something else: its row says so, not its values.
+    if let Err(why) = misbehave_report::Head::of_report(&text) {
+        return empty(why);
+    }
+    let head: Fields = match serde_json::from_str(&text) {
         Ok(h) => h,
         Err(e) => return empty(format!("not a report ({e})")),
     };

@@ -77,9 +77,33 @@ fn markdown_has_a_row_per_report_with_its_values() {
     );
     // The truncated report still has its row, named after its file.
     assert!(
-        lines[5].starts_with("| probe | h2 | 20261206T050200Z | not a report ("),
+        lines[5].starts_with("| probe | h2 | 20261206T050200Z | not a misbehave report ("),
         "{}",
         lines[5]
+    );
+}
+
+/// A report of another version may give its fields other meanings: its row says which
+/// version it is and shows none of its values.
+#[test]
+fn a_report_of_another_version_says_so_in_its_row() {
+    let dir = TempDir::new("summary-version");
+    let h1 = dir.path.join("h1");
+    std::fs::create_dir_all(&h1).unwrap();
+    let v2 = json!({
+        "schema": "misbehave.report/2", "tool": "cpubomb", "outcome": "completed",
+        "exit_code": 0, "stress_s": 2.0, "rates": {"ops": 5.0}, "peaks": {}, "errors": {},
+    });
+    std::fs::write(h1.join("cpubomb-20261206T060000Z.json"), v2.to_string()).unwrap();
+    let (code, out, err) = summary(&[dir.path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        out.lines().nth(2),
+        Some(
+            "| cpubomb | h1 | 20261206T060000Z | schema misbehave.report/2, this misbehave reads \
+             misbehave.report/1 |  |  |  |  |  |"
+        ),
+        "{out}"
     );
 }
 

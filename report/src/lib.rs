@@ -334,3 +334,22 @@ pub struct Head {
     #[serde(default)]
     pub tool: String,
 }
+
+impl Head {
+    /// The head of `text` when it is a report of the version this build reads ([`SCHEMA`]);
+    /// Err says why not in a few words: not a misbehave report, or another version of one.
+    pub fn of_report(text: &str) -> Result<Head, String> {
+        let head: Head =
+            serde_json::from_str(text).map_err(|e| format!("not a misbehave report ({e})"))?;
+        if !head.schema.starts_with("misbehave.report/") {
+            return Err("not a misbehave report".into());
+        }
+        if head.schema != SCHEMA {
+            return Err(format!(
+                "schema {}, this misbehave reads {SCHEMA}",
+                head.schema
+            ));
+        }
+        Ok(head)
+    }
+}
